@@ -1,0 +1,2 @@
+//! gemstones-augment (work in progress).
+#![deny(missing_docs)]

@@ -1,0 +1,2 @@
+//! gemstones-dataset (work in progress).
+#![deny(missing_docs)]

@@ -1,0 +1,2 @@
+//! gemstones-scrape (work in progress).
+#![deny(missing_docs)]

@@ -1,0 +1,15 @@
+//! # gemstones
+//!
+//! From gemstone photographs on websites to a trained classifier. This facade
+//! re-exports the four crates of the workspace:
+//!
+//! - [`scrape`]: pages -> image URLs -> files on disk, with a provenance manifest;
+//! - [`dataset`]: folders -> checked, renamed, split, decoded, cached datasets;
+//! - [`augment`]: decoded images -> augmented batches (Keras-compatible);
+//! - [`model`]: batches -> CNNs on libtorch, training, evaluation, prediction.
+#![deny(missing_docs)]
+
+pub use gemstones_augment as augment;
+pub use gemstones_dataset as dataset;
+pub use gemstones_model as model;
+pub use gemstones_scrape as scrape;

@@ -1,0 +1,1 @@
+//! Integration tests across the crates, one binary with topic modules.
