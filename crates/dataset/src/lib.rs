@@ -1,2 +1,72 @@
-//! gemstones-dataset (work in progress).
+//! # gemstones-dataset
+//!
+//! The tutorial's dataset steps, done so that no file is ever lost and
+//! training is fed from a fast, parallel decode path:
+//!
+//! - [`scan`] a folder of class folders into a [`ClassIndex`] and files;
+//! - [`verify`] every file by decoding its content ([`VerifyReport`]: corrupt,
+//!   truncated, empty, non-image files, decompression bombs) and find
+//!   duplicates, within a folder and [across splits](cross_split_duplicates);
+//! - [`rename`] files to `<class>_<n>.<ext>` from a [`RenamePlan`] that never
+//!   overwrites and survives interruption;
+//! - split by [`SplitRatios`], stratified and seeded, on disk
+//!   ([`split_folder`]) or in memory ([`stratified_split`]);
+//! - [`count_tree`] and [`ClassTable`]: what landed where;
+//! - [`preprocess_folder`]: decode, RGB, Canny gem crop ([`canny`]), resize,
+//!   in parallel, into an [`ImageSet`]; [`load_or_build`] caches it in one
+//!   binary file that is rebuilt when its sources or settings change;
+//! - [`ImageGrid`]: captioned PNG sheets; [`synth`]: procedurally rendered
+//!   gems for a demo set that needs no photographs.
+//!
+//! ```no_run
+//! use gemstones_dataset as ds;
+//! let folder = ds::scan("photos")?;
+//! let report = ds::verify(&folder, &ds::DecodeLimits::default());
+//! for p in &report.problems {
+//!     eprintln!("skipping {p}");
+//! }
+//! let split = ds::split_folder(&folder, "data", &ds::SplitConfig::default())?;
+//! let train = ds::scan("data/train")?;
+//! let (pre, _) = ds::load_or_build(&train, &ds::PreprocessConfig::default(), "data/train.cache".as_ref(), &|_| {})?;
+//! println!("{} images of {} classes", pre.set.len(), pre.set.classes.len());
+//! # Ok::<(), ds::Error>(())
+//! ```
 #![deny(missing_docs)]
+
+mod cache;
+mod class_index;
+mod count;
+mod decode;
+mod edges;
+mod error;
+mod fsutil;
+mod grid;
+mod preprocess;
+mod rename;
+mod scan;
+mod split;
+pub mod synth;
+pub mod testdata;
+mod verify;
+
+pub use cache::{CACHE_VERSION, CacheOutcome, CachedSet, fingerprint, load_cache, load_or_build, save_cache};
+pub use class_index::ClassIndex;
+pub use count::{ClassTable, TreeCount, count_tree};
+pub use decode::{DecodeLimits, Problem, ProblemKind, to_rgb_on_white};
+pub use edges::{CannyScratch, EdgeMap, canny, canny_into};
+pub use error::{Error, Result};
+pub use grid::{ImageGrid, draw_text, font_bytes, save_png, text_width};
+pub use preprocess::{
+    CropBox, Fit, GemCrop, ImageSet, PreprocessConfig, Preprocessed, Preprocessor, ResizeFilter,
+    preprocess_folder,
+};
+pub use rename::{
+    RenameConfig, RenameMove, RenamePlan, RenameSummary, canonical_name, journal_path, plan_rename, rename,
+    resume_rename,
+};
+pub use scan::{FileEntry, ImageFolder, natural_cmp, scan};
+pub use split::{
+    SmallClassPolicy, SplitConfig, SplitIndices, SplitRatios, SplitReport, TransferMode, split_folder,
+    stratified_split,
+};
+pub use verify::{DuplicateGroup, ImageInfo, VerifyReport, cross_split_duplicates, verify};

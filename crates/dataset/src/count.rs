@@ -1,0 +1,168 @@
+//! Count folders and files: the tutorial's tree report and a per-class table.
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::scan::{ImageFolder, file_name, read_dir_sorted};
+
+/// Folders and files at one level of a tree, with the levels below.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeCount {
+    /// Folder name.
+    pub name: String,
+    /// Visible sub-folders directly inside.
+    pub folders: usize,
+    /// Visible files directly inside.
+    pub files: usize,
+    /// The sub-folders' counts.
+    pub children: Vec<TreeCount>,
+}
+
+/// Count every level of a folder tree (hidden entries skipped).
+pub fn count_tree(root: impl AsRef<Path>) -> Result<TreeCount> {
+    let root = root.as_ref();
+    let mut node = TreeCount { name: file_name(root), folders: 0, files: 0, children: Vec::new() };
+    for entry in read_dir_sorted(root)? {
+        if entry.is_dir() {
+            node.folders += 1;
+            node.children.push(count_tree(&entry)?);
+        } else {
+            node.files += 1;
+        }
+    }
+    Ok(node)
+}
+
+impl TreeCount {
+    /// Total files at every level.
+    pub fn total_files(&self) -> usize {
+        self.files + self.children.iter().map(TreeCount::total_files).sum::<usize>()
+    }
+
+    /// The tutorial's report: one line per folder, indented with dashes.
+    ///
+    /// ```text
+    /// ------------> gemstones-images :  2 folders,  0 files
+    /// --------------> test :  87 folders,  0 files
+    /// ----------------> Alexandrite :  0 folders,  4 files
+    /// ```
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        self.write_text(&mut out, 12);
+        out
+    }
+
+    fn write_text(&self, out: &mut String, dashes: usize) {
+        let _ = writeln!(
+            out,
+            "{}> {} : {:>3} folders, {:>3} files",
+            "-".repeat(dashes),
+            self.name,
+            self.folders,
+            self.files
+        );
+        for c in &self.children {
+            c.write_text(out, dashes + 2);
+        }
+    }
+}
+
+/// Files per class in one or more splits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassTable {
+    /// Split names (columns).
+    pub splits: Vec<String>,
+    /// Class names (rows), in the union of all splits, sorted.
+    pub classes: Vec<String>,
+    /// `counts[row][column]`.
+    pub counts: Vec<Vec<usize>>,
+}
+
+impl ClassTable {
+    /// Build the table from scanned split folders.
+    pub fn new(splits: &[(&str, &ImageFolder)]) -> Self {
+        let mut classes: Vec<String> =
+            splits.iter().flat_map(|(_, f)| f.classes.names().iter().cloned()).collect();
+        classes.sort();
+        classes.dedup();
+        let mut counts = vec![vec![0; splits.len()]; classes.len()];
+        for (col, (_, folder)) in splits.iter().enumerate() {
+            for (id, n) in folder.class_counts().into_iter().enumerate() {
+                if let Some(row) =
+                    folder.classes.name(id).and_then(|c| classes.binary_search_by(|x| x.as_str().cmp(c)).ok())
+                {
+                    counts[row][col] = n;
+                }
+            }
+        }
+        Self { splits: splits.iter().map(|(n, _)| n.to_string()).collect(), classes, counts }
+    }
+
+    /// Column totals.
+    pub fn totals(&self) -> Vec<usize> {
+        (0..self.splits.len()).map(|c| self.counts.iter().map(|r| r[c]).sum()).collect()
+    }
+
+    /// A fixed-width text table with a total column and row.
+    pub fn to_text(&self) -> String {
+        let w = self.classes.iter().map(|c| c.chars().count()).chain([5]).max().unwrap_or(5);
+        let cols: Vec<usize> = self.splits.iter().map(|s| s.len().max(6)).collect();
+        let mut out = format!("{:<w$}", "class");
+        for (s, cw) in self.splits.iter().zip(&cols) {
+            let _ = write!(out, "  {s:>cw$}");
+        }
+        out.push_str("   total\n");
+        let mut row = |name: &str, vals: &[usize]| {
+            let _ = write!(out, "{name:<w$}");
+            for (v, cw) in vals.iter().zip(&cols) {
+                let _ = write!(out, "  {v:>cw$}");
+            }
+            let _ = writeln!(out, "  {:>6}", vals.iter().sum::<usize>());
+        };
+        for (c, vals) in self.classes.iter().zip(&self.counts) {
+            row(c, vals);
+        }
+        row("total", &self.totals());
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_report_matches_the_tutorial_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path().join("gemstones-images");
+        for (split, class, n) in
+            [("train", "Alexandrite", 3), ("test", "Alexandrite", 1), ("test", "Almandine", 2)]
+        {
+            let d = r.join(split).join(class);
+            std::fs::create_dir_all(&d).unwrap();
+            for i in 0..n {
+                std::fs::write(d.join(format!("{i}.jpg")), b"x").unwrap();
+            }
+        }
+        let t = count_tree(&r).unwrap();
+        assert_eq!(t.total_files(), 6);
+        assert_eq!(
+            t.to_text(),
+            "------------> gemstones-images :   2 folders,   0 files\n\
+             --------------> test :   2 folders,   0 files\n\
+             ----------------> Alexandrite :   0 folders,   1 files\n\
+             ----------------> Almandine :   0 folders,   2 files\n\
+             --------------> train :   1 folders,   0 files\n\
+             ----------------> Alexandrite :   0 folders,   3 files\n"
+        );
+        let train = crate::scan(r.join("train")).unwrap();
+        let test = crate::scan(r.join("test")).unwrap();
+        let table = ClassTable::new(&[("train", &train), ("test", &test)]);
+        assert_eq!(table.classes, ["Alexandrite", "Almandine"]);
+        assert_eq!(table.counts, [[3, 1], [0, 2]]);
+        assert_eq!(table.totals(), [3, 3]);
+        assert!(table.to_text().lines().last().unwrap().ends_with("     6"));
+    }
+}

@@ -1,0 +1,570 @@
+//! Decode, convert to RGB, crop to the gem, resize: one image or a folder.
+use std::path::{Path, PathBuf};
+
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::RgbImage;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::class_index::ClassIndex;
+use crate::decode::{DecodeLimits, Problem, ProblemKind, decode_bytes, to_rgb_on_white};
+use crate::edges::{CannyScratch, EdgeMap, canny_into};
+use crate::error::{Error, Result};
+use crate::scan::ImageFolder;
+
+/// The tutorial's gem crop: Canny edges on a squashed copy, then the
+/// bounding box of the edges.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GemCrop {
+    /// Side of the square copy edges are found on (the tutorial's 330).
+    pub detect_size: u32,
+    /// Canny low threshold on the L1 gradient (the tutorial's 220).
+    pub low: i32,
+    /// Canny high threshold (the tutorial's 220).
+    pub high: i32,
+    /// Fewer edge pixels than this fraction of the detection image means
+    /// "no gem found": the whole image is used (the tutorial's 1/10000).
+    pub min_edge_fraction: f64,
+    /// A box narrower or shorter than this fraction of the image is not
+    /// trusted either (a speck, a scratch): the whole image is used.
+    pub min_box_fraction: f64,
+    /// Extra border around the box, as a fraction of its width and height.
+    pub margin: f64,
+}
+
+impl Default for GemCrop {
+    fn default() -> Self {
+        Self {
+            detect_size: 330,
+            low: 220,
+            high: 220,
+            min_edge_fraction: 1e-4,
+            min_box_fraction: 0.05,
+            margin: 0.0,
+        }
+    }
+}
+
+/// How a (cropped) image becomes a square.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fit {
+    /// Stretch to the square, ignoring the aspect ratio (the tutorial).
+    #[default]
+    Squash,
+    /// Keep the aspect ratio, pad with white.
+    Pad,
+    /// Keep the aspect ratio, cut the longer side's ends.
+    CenterCrop,
+}
+
+/// Resampling filter of the final resize.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResizeFilter {
+    /// Nearest neighbour.
+    Nearest,
+    /// Bilinear, antialiased when shrinking (default).
+    #[default]
+    Bilinear,
+    /// Catmull-Rom bicubic.
+    CatmullRom,
+    /// Lanczos, 3 lobes.
+    Lanczos3,
+}
+
+impl ResizeFilter {
+    fn alg(self) -> ResizeAlg {
+        match self {
+            Self::Nearest => ResizeAlg::Nearest,
+            Self::Bilinear => ResizeAlg::Convolution(FilterType::Bilinear),
+            Self::CatmullRom => ResizeAlg::Convolution(FilterType::CatmullRom),
+            Self::Lanczos3 => ResizeAlg::Convolution(FilterType::Lanczos3),
+        }
+    }
+}
+
+/// How photographs become the square RGB images a model sees.
+///
+/// Defaults follow the tutorial: 220x220, the Canny gem crop, squashed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PreprocessConfig {
+    /// Side of the output square (the tutorial's 220).
+    pub size: u32,
+    /// The gem crop, or `None` for the whole image.
+    pub crop: Option<GemCrop>,
+    /// Squash, pad or centre-crop to the square.
+    pub fit: Fit,
+    /// Filter of the final resize.
+    pub filter: ResizeFilter,
+    /// Decoder limits.
+    pub limits: DecodeLimits,
+}
+
+impl Default for PreprocessConfig {
+    fn default() -> Self {
+        Self {
+            size: 220,
+            crop: Some(GemCrop::default()),
+            fit: Fit::Squash,
+            filter: ResizeFilter::Bilinear,
+            limits: DecodeLimits::default(),
+        }
+    }
+}
+
+impl PreprocessConfig {
+    /// Check the values are usable.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |reason: &str| Err(Error::InvalidConfig { reason: reason.into() });
+        if !(8..=4096).contains(&self.size) {
+            return bad("size must be within 8..=4096");
+        }
+        if let Some(c) = &self.crop {
+            if !(16..=4096).contains(&c.detect_size) {
+                return bad("crop.detect_size must be within 16..=4096");
+            }
+            if !(0.0..1.0).contains(&c.min_edge_fraction) || !(0.0..1.0).contains(&c.min_box_fraction) {
+                return bad("crop fractions must be within 0..1");
+            }
+            if !(0.0..=1.0).contains(&c.margin) {
+                return bad("crop.margin must be within 0..=1");
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes of one output image (`size * size * 3`).
+    pub fn image_len(&self) -> usize {
+        self.size as usize * self.size as usize * 3
+    }
+}
+
+/// A crop box in source pixels: left, top, width, height.
+pub type CropBox = [u32; 4];
+
+/// Turns decoded photographs into model-ready squares, reusing its buffers.
+pub struct Preprocessor {
+    cfg: PreprocessConfig,
+    resizer: Resizer,
+    canny: CannyScratch,
+    edges: EdgeMap,
+    detect: Vec<u8>,
+    pad: Vec<u8>,
+}
+
+impl Preprocessor {
+    /// A preprocessor for `cfg` (validated).
+    pub fn new(cfg: PreprocessConfig) -> Result<Self> {
+        cfg.validate()?;
+        Ok(Self {
+            cfg,
+            resizer: Resizer::new(),
+            canny: CannyScratch::default(),
+            edges: EdgeMap { width: 0, height: 0, edges: Vec::new() },
+            detect: Vec::new(),
+            pad: Vec::new(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PreprocessConfig {
+        &self.cfg
+    }
+
+    /// Decode an encoded image (any supported format, by content) and
+    /// preprocess it into `out` (`size * size * 3` bytes, RGB, row-major).
+    /// Returns the crop box used (`None`: whole image).
+    pub fn process_bytes_into(
+        &mut self,
+        bytes: &[u8],
+        path: &Path,
+        out: &mut [u8],
+    ) -> std::result::Result<Option<CropBox>, Problem> {
+        let decoded = decode_bytes(bytes, path, &self.cfg.limits)?;
+        let rgb = to_rgb_on_white(decoded.image);
+        self.process_rgb_into(&rgb, out).map_err(|e| Problem {
+            path: path.to_path_buf(),
+            kind: ProblemKind::Corrupt,
+            detail: e.to_string(),
+        })
+    }
+
+    /// Read and preprocess one file into a new image.
+    pub fn process_file(&mut self, path: impl AsRef<Path>) -> std::result::Result<RgbImage, Problem> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| Problem {
+            path: path.to_path_buf(),
+            kind: ProblemKind::Unreadable,
+            detail: e.to_string(),
+        })?;
+        let s = self.cfg.size;
+        let mut out = RgbImage::new(s, s);
+        self.process_bytes_into(&bytes, path, &mut out)?;
+        Ok(out)
+    }
+
+    /// Preprocess an RGB image into `out`.
+    ///
+    /// With the gem crop and [`Fit::Squash`], the output is resampled from
+    /// the crop box of the square detection image, as the tutorial does:
+    /// that image already holds the source at about the output's
+    /// resolution, so this costs one small resize instead of a second pass
+    /// over a large photograph. The detection image is made with OpenCV's
+    /// bilinear interpolation (as the tutorial's `cv2.resize`), antialiased
+    /// when it shrinks the photograph more than twofold, so large photographs
+    /// do not alias. Other fits resample from the source (they need its true
+    /// aspect ratio).
+    pub fn process_rgb_into(&mut self, rgb: &RgbImage, out: &mut [u8]) -> Result<Option<CropBox>> {
+        let (w, h) = rgb.dimensions();
+        if out.len() != self.cfg.image_len() {
+            return Err(Error::InvalidConfig {
+                reason: format!("output buffer has {} bytes, not {}", out.len(), self.cfg.image_len()),
+            });
+        }
+        let size = self.cfg.size;
+        let opts = ResizeOptions::new().resize_alg(self.cfg.filter.alg());
+        let Some(c) = self.cfg.crop else {
+            let src = ImageRef::new(w, h, rgb.as_raw(), PixelType::U8x3).map_err(resize_err)?;
+            self.fit_into(&src, [0.0, 0.0, f64::from(w), f64::from(h)], out)?;
+            return Ok(None);
+        };
+        let found = self.gem_box(rgb, &c)?;
+        let d = f64::from(c.detect_size);
+        let (sx, sy) = (f64::from(w) / d, f64::from(h) / d);
+        let crop = found.map(|[x0, y0, x1, y1]| {
+            let l = (x0 * sx).floor().max(0.0) as u32;
+            let t = (y0 * sy).floor().max(0.0) as u32;
+            let r = ((x1 * sx).ceil() as u32).clamp(l + 1, w);
+            let b = ((y1 * sy).ceil() as u32).clamp(t + 1, h);
+            [l, t, r - l, b - t]
+        });
+        if self.cfg.fit == Fit::Squash {
+            let [x0, y0, x1, y1] = found.unwrap_or([0.0, 0.0, d, d]);
+            let detect = std::mem::take(&mut self.detect);
+            let result = (|| {
+                let src = ImageRef::new(c.detect_size, c.detect_size, &detect, PixelType::U8x3)
+                    .map_err(resize_err)?;
+                let mut dst = Image::from_slice_u8(size, size, out, PixelType::U8x3).map_err(resize_err)?;
+                self.resizer.resize(&src, &mut dst, &opts.crop(x0, y0, x1 - x0, y1 - y0)).map_err(resize_err)
+            })();
+            self.detect = detect;
+            result?;
+        } else {
+            let [l, t, cw, ch] = crop.unwrap_or([0, 0, w, h]);
+            let src = ImageRef::new(w, h, rgb.as_raw(), PixelType::U8x3).map_err(resize_err)?;
+            self.fit_into(&src, [l.into(), t.into(), cw.into(), ch.into()], out)?;
+        }
+        Ok(crop)
+    }
+
+    /// Resize the `[left, top, width, height]` box of `src` into `out` by
+    /// the configured fit.
+    fn fit_into(&mut self, src: &ImageRef<'_>, [cl, ct, cw, ch]: [f64; 4], out: &mut [u8]) -> Result<()> {
+        let size = self.cfg.size;
+        let opts = ResizeOptions::new().resize_alg(self.cfg.filter.alg());
+        match self.cfg.fit {
+            Fit::Squash => {
+                let mut dst = Image::from_slice_u8(size, size, out, PixelType::U8x3).map_err(resize_err)?;
+                self.resizer.resize(src, &mut dst, &opts.crop(cl, ct, cw, ch)).map_err(resize_err)?;
+            }
+            Fit::CenterCrop => {
+                let side = cw.min(ch);
+                let (l, t) = (cl + (cw - side) / 2.0, ct + (ch - side) / 2.0);
+                let mut dst = Image::from_slice_u8(size, size, out, PixelType::U8x3).map_err(resize_err)?;
+                self.resizer.resize(src, &mut dst, &opts.crop(l, t, side, side)).map_err(resize_err)?;
+            }
+            Fit::Pad => {
+                let scale = f64::from(size) / cw.max(ch);
+                let dw = ((cw * scale).round() as u32).clamp(1, size);
+                let dh = ((ch * scale).round() as u32).clamp(1, size);
+                self.pad.resize(dw as usize * dh as usize * 3, 0);
+                let pad = &mut self.pad[..dw as usize * dh as usize * 3];
+                let mut dst = Image::from_slice_u8(dw, dh, pad, PixelType::U8x3).map_err(resize_err)?;
+                self.resizer.resize(src, &mut dst, &opts.crop(cl, ct, cw, ch)).map_err(resize_err)?;
+                out.fill(255);
+                let (ox, oy) = (((size - dw) / 2) as usize, ((size - dh) / 2) as usize);
+                let row = dw as usize * 3;
+                for y in 0..dh as usize {
+                    let d = ((oy + y) * size as usize + ox) * 3;
+                    out[d..d + row].copy_from_slice(&self.pad[y * row..(y + 1) * row]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The gem's box in detection-image pixels `[x0, y0, x1, y1]` (x1, y1
+    /// exclusive, margin added), or `None` when too few edges.
+    fn gem_box(&mut self, rgb: &RgbImage, c: &GemCrop) -> Result<Option<[f64; 4]>> {
+        let (w, h) = rgb.dimensions();
+        let d = c.detect_size;
+        // Fully overwritten by the resize: no need to clear.
+        self.detect.resize(d as usize * d as usize * 3, 0);
+        let src = ImageRef::new(w, h, rgb.as_raw(), PixelType::U8x3).map_err(resize_err)?;
+        let mut dst = Image::from_slice_u8(d, d, &mut self.detect, PixelType::U8x3).map_err(resize_err)?;
+        let shrink = (f64::from(w) / f64::from(d)).max(f64::from(h) / f64::from(d));
+        let alg = if shrink > 2.0 {
+            ResizeAlg::Convolution(FilterType::Bilinear)
+        } else {
+            // OpenCV's INTER_LINEAR, as the tutorial's cv2.resize before Canny.
+            ResizeAlg::Interpolation(FilterType::Bilinear)
+        };
+        self.resizer.resize(&src, &mut dst, &ResizeOptions::new().resize_alg(alg)).map_err(resize_err)?;
+        let du = d as usize;
+        canny_into(&self.detect, du, du, 3, c.low, c.high, &mut self.canny, &mut self.edges);
+        // The tutorial crops when count_nonzero(edges) > edges.size / 10000.
+        if self.edges.count() as f64 <= c.min_edge_fraction * (du * du) as f64 {
+            return Ok(None);
+        }
+        let Some((x0, y0, x1, y1)) = self.edges.bbox() else { return Ok(None) };
+        let (bw, bh) = ((x1 - x0 + 1) as f64, (y1 - y0 + 1) as f64);
+        if bw < c.min_box_fraction * du as f64 || bh < c.min_box_fraction * du as f64 {
+            return Ok(None);
+        }
+        let (mx, my) = (bw * c.margin, bh * c.margin);
+        let df = du as f64;
+        Ok(Some([
+            (x0 as f64 - mx).max(0.0),
+            (y0 as f64 - my).max(0.0),
+            ((x1 + 1) as f64 + mx).min(df),
+            ((y1 + 1) as f64 + my).min(df),
+        ]))
+    }
+}
+
+fn resize_err(e: impl std::fmt::Display) -> Error {
+    Error::InvalidConfig { reason: format!("resize: {e}") }
+}
+
+/// Preprocessed images of a dataset in memory: labels, source files and
+/// pixels (`size x size` RGB, row-major, one after another).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageSet {
+    /// The classes.
+    pub classes: ClassIndex,
+    /// Side of every image.
+    pub size: u32,
+    /// Class id of each image.
+    pub labels: Vec<u32>,
+    /// Source file of each image, relative to [`ImageSet::root`].
+    pub files: Vec<PathBuf>,
+    /// Crop box used for each image (`None`: the whole image).
+    pub crops: Vec<Option<CropBox>>,
+    /// The folder the files were read from.
+    pub root: PathBuf,
+    pub(crate) pixels: Vec<u8>,
+}
+
+impl ImageSet {
+    /// Assemble a set from parts; `pixels` must hold `labels.len()` images.
+    pub fn from_parts(
+        classes: ClassIndex,
+        size: u32,
+        labels: Vec<u32>,
+        files: Vec<PathBuf>,
+        root: PathBuf,
+        pixels: Vec<u8>,
+    ) -> Result<Self> {
+        let n = labels.len();
+        let len = size as usize * size as usize * 3;
+        if files.len() != n || pixels.len() != n * len {
+            return Err(Error::InvalidConfig {
+                reason: format!(
+                    "{n} labels, {} files and {} pixel bytes do not agree",
+                    files.len(),
+                    pixels.len()
+                ),
+            });
+        }
+        if let Some(&bad) = labels.iter().find(|&&l| l as usize >= classes.len()) {
+            return Err(Error::InvalidConfig {
+                reason: format!("label {bad} but only {} classes", classes.len()),
+            });
+        }
+        Ok(Self { classes, size, labels, files, crops: vec![None; n], root, pixels })
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Bytes of one image.
+    pub fn image_len(&self) -> usize {
+        self.size as usize * self.size as usize * 3
+    }
+
+    /// Pixels of image `i` (`size * size * 3` bytes, RGB, row-major).
+    ///
+    /// # Panics
+    /// If `i >= self.len()`.
+    pub fn image(&self, i: usize) -> &[u8] {
+        let n = self.image_len();
+        &self.pixels[i * n..(i + 1) * n]
+    }
+
+    /// All pixels, image after image.
+    pub fn pixels(&self) -> &[u8] {
+        &self.pixels
+    }
+
+    /// Image `i` as an [`RgbImage`] (a copy), or `None` if out of range.
+    pub fn to_rgb_image(&self, i: usize) -> Option<RgbImage> {
+        if i >= self.len() {
+            return None;
+        }
+        RgbImage::from_raw(self.size, self.size, self.image(i).to_vec())
+    }
+
+    /// Number of images per class id.
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut c = vec![0; self.classes.len()];
+        for &l in &self.labels {
+            c[l as usize] += 1;
+        }
+        c
+    }
+}
+
+/// The outcome of [`preprocess_folder`]: the images that worked and the
+/// files that did not.
+#[derive(Debug, Clone)]
+pub struct Preprocessed {
+    /// The usable images.
+    pub set: ImageSet,
+    /// Files skipped, with the reason.
+    pub problems: Vec<Problem>,
+}
+
+/// Preprocess every file of a scanned folder, in parallel (rayon), skipping
+/// and reporting files that do not decode. Calls `progress(1)` after each
+/// file, from any thread.
+pub fn preprocess_folder(
+    folder: &ImageFolder,
+    cfg: &PreprocessConfig,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Preprocessed> {
+    cfg.validate()?;
+    let len = cfg.image_len();
+    let n = folder.files.len();
+    let mut pixels = vec![0u8; n * len];
+    let results: Vec<std::result::Result<Option<CropBox>, Problem>> = pixels
+        .par_chunks_mut(len.max(1))
+        .zip(folder.files.par_iter())
+        .map_init(
+            || Preprocessor::new(*cfg),
+            |pp, (out, f)| {
+                let pp = pp.as_mut().map_err(|e| Problem {
+                    path: f.path.clone(),
+                    kind: ProblemKind::Unsupported,
+                    detail: e.to_string(),
+                })?;
+                let r = std::fs::read(&f.path)
+                    .map_err(|e| Problem {
+                        path: f.path.clone(),
+                        kind: ProblemKind::Unreadable,
+                        detail: e.to_string(),
+                    })
+                    .and_then(|bytes| pp.process_bytes_into(&bytes, &f.path, out));
+                progress(1);
+                r
+            },
+        )
+        .collect();
+    let mut labels = Vec::with_capacity(n);
+    let mut files = Vec::with_capacity(n);
+    let mut crops = Vec::with_capacity(n);
+    let mut problems = Vec::new();
+    let mut write = 0;
+    for (i, (r, f)) in results.into_iter().zip(&folder.files).enumerate() {
+        match r {
+            Ok(crop) => {
+                if write != i {
+                    pixels.copy_within(i * len..(i + 1) * len, write * len);
+                }
+                write += 1;
+                labels.push(f.class as u32);
+                files.push(f.path.strip_prefix(&folder.root).unwrap_or(&f.path).to_path_buf());
+                crops.push(crop);
+            }
+            Err(p) => problems.push(p),
+        }
+    }
+    pixels.truncate(write * len);
+    let set = ImageSet {
+        classes: folder.classes.clone(),
+        size: cfg.size,
+        labels,
+        files,
+        crops,
+        root: folder.root.clone(),
+        pixels,
+    };
+    Ok(Preprocessed { set, problems })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn photo(w: u32, h: u32, gem: (u32, u32, u32, u32)) -> RgbImage {
+        let mut img = RgbImage::from_pixel(w, h, image::Rgb([250, 250, 250]));
+        for y in gem.1..gem.1 + gem.3 {
+            for x in gem.0..gem.0 + gem.2 {
+                img.put_pixel(x, y, image::Rgb([160, 20, 40]));
+            }
+        }
+        img
+    }
+
+    #[test]
+    fn crop_finds_the_gem_and_maps_back_to_source_pixels() {
+        let img = photo(600, 400, (200, 100, 150, 120));
+        let mut pp = Preprocessor::new(PreprocessConfig::default()).unwrap();
+        let mut out = vec![0; pp.config().image_len()];
+        let [l, t, w, h] = pp.process_rgb_into(&img, &mut out).unwrap().unwrap();
+        // Within about two detection pixels (600/330, 400/330 source pixels each).
+        assert!((l as i32 - 200).abs() <= 4 && (t as i32 - 100).abs() <= 3, "{l} {t}");
+        assert!((w as i32 - 150).abs() <= 8 && (h as i32 - 120).abs() <= 6, "{w} {h}");
+        // The output is the gem: its centre is gem-red.
+        let c = (110 * 220 + 110) * 3;
+        assert_eq!(&out[c..c + 3], &[160, 20, 40]);
+    }
+
+    #[test]
+    fn blank_image_falls_back_to_the_whole_image() {
+        let img = RgbImage::from_pixel(100, 80, image::Rgb([200, 200, 200]));
+        let mut pp = Preprocessor::new(PreprocessConfig::default()).unwrap();
+        let mut out = vec![0; pp.config().image_len()];
+        assert_eq!(pp.process_rgb_into(&img, &mut out).unwrap(), None);
+        assert!(out.iter().all(|&v| v == 200));
+    }
+
+    #[test]
+    fn pad_keeps_aspect_with_white_borders() {
+        let img = RgbImage::from_pixel(200, 100, image::Rgb([10, 20, 30]));
+        let cfg = PreprocessConfig { size: 20, crop: None, fit: Fit::Pad, ..Default::default() };
+        let mut pp = Preprocessor::new(cfg).unwrap();
+        let mut out = vec![0; cfg.image_len()];
+        pp.process_rgb_into(&img, &mut out).unwrap();
+        assert_eq!(&out[0..3], &[255, 255, 255]); // top padding
+        let mid = (10 * 20 + 10) * 3;
+        assert_eq!(&out[mid..mid + 3], &[10, 20, 30]);
+    }
+
+    #[test]
+    fn config_is_validated() {
+        assert!(PreprocessConfig { size: 0, ..Default::default() }.validate().is_err());
+        let c = GemCrop { margin: 2.0, ..Default::default() };
+        assert!(PreprocessConfig { crop: Some(c), ..Default::default() }.validate().is_err());
+    }
+}

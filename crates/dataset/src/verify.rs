@@ -1,0 +1,138 @@
+//! Verify every file of a folder by decoding it, and find duplicates.
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::decode::{DecodeLimits, Problem, ProblemKind, decode_bytes};
+use crate::scan::ImageFolder;
+
+/// A file that decoded as an image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageInfo {
+    /// The file.
+    pub path: PathBuf,
+    /// Its class id.
+    pub class: usize,
+    /// The format found in its content (`jpg`, `png`, ...).
+    pub format: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Size of the file in bytes.
+    pub bytes: u64,
+    /// BLAKE3 hash of the file's bytes, hex.
+    pub hash: String,
+    /// The file name's extension names another format than its content
+    /// (a PNG named `.jpg`): harmless here, but worth knowing.
+    pub extension_mismatch: bool,
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct VerifyReport {
+    /// Files that decoded, in scan order.
+    pub images: Vec<ImageInfo>,
+    /// Files that did not, with the reason, in scan order.
+    pub problems: Vec<Problem>,
+}
+
+impl VerifyReport {
+    /// Problems counted by kind.
+    pub fn problem_counts(&self) -> BTreeMap<ProblemKind, usize> {
+        let mut m = BTreeMap::new();
+        for p in &self.problems {
+            *m.entry(p.kind).or_insert(0) += 1;
+        }
+        m
+    }
+
+    /// Groups of byte-identical files (two or more paths with one hash).
+    pub fn duplicates(&self) -> Vec<DuplicateGroup> {
+        find_duplicates(self.images.iter().map(|i| (i.hash.as_str(), "", &i.path)))
+    }
+}
+
+/// Files with identical content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DuplicateGroup {
+    /// BLAKE3 hash shared by the files, hex.
+    pub hash: String,
+    /// Where each copy is: (split name, path), in input order. The split
+    /// name is empty for a single folder.
+    pub files: Vec<(String, PathBuf)>,
+}
+
+impl DuplicateGroup {
+    /// Number of redundant copies (all but one).
+    pub fn redundant(&self) -> usize {
+        self.files.len().saturating_sub(1)
+    }
+}
+
+fn find_duplicates<'a>(items: impl Iterator<Item = (&'a str, &'a str, &'a PathBuf)>) -> Vec<DuplicateGroup> {
+    let mut by_hash: BTreeMap<&str, Vec<(String, PathBuf)>> = BTreeMap::new();
+    for (hash, split, path) in items {
+        by_hash.entry(hash).or_default().push((split.to_string(), path.clone()));
+    }
+    by_hash
+        .into_iter()
+        .filter(|(_, v)| v.len() > 1)
+        .map(|(h, files)| DuplicateGroup { hash: h.to_string(), files })
+        .collect()
+}
+
+/// Content shared across splits (train/test leakage): every group holds
+/// files from at least two different splits.
+///
+/// ```
+/// # use gemstones_dataset::{VerifyReport, cross_split_duplicates};
+/// let (train, test) = (VerifyReport::default(), VerifyReport::default());
+/// let leaks = cross_split_duplicates(&[("train", &train), ("test", &test)]);
+/// assert!(leaks.is_empty());
+/// ```
+pub fn cross_split_duplicates(splits: &[(&str, &VerifyReport)]) -> Vec<DuplicateGroup> {
+    let items = splits
+        .iter()
+        .flat_map(|(name, rep)| rep.images.iter().map(move |i| (i.hash.as_str(), *name, &i.path)));
+    find_duplicates(items).into_iter().filter(|g| g.files.iter().any(|(s, _)| *s != g.files[0].0)).collect()
+}
+
+/// Decode every file of a scanned folder (in parallel), hash it, and sort
+/// the results into images and problems. Never stops at a bad file.
+pub fn verify(folder: &ImageFolder, limits: &DecodeLimits) -> VerifyReport {
+    let results: Vec<Result<ImageInfo, Problem>> = folder
+        .files
+        .par_iter()
+        .map(|f| {
+            let bytes = std::fs::read(&f.path).map_err(|e| Problem {
+                path: f.path.clone(),
+                kind: ProblemKind::Unreadable,
+                detail: e.to_string(),
+            })?;
+            let d = decode_bytes(&bytes, &f.path, limits)?;
+            let ext = f.path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+            let ext_format = ext.as_deref().and_then(image::ImageFormat::from_extension);
+            Ok(ImageInfo {
+                path: f.path.clone(),
+                class: f.class,
+                format: d.format.to_string(),
+                width: d.image.width(),
+                height: d.image.height(),
+                bytes: bytes.len() as u64,
+                hash: blake3::hash(&bytes).to_hex().to_string(),
+                extension_mismatch: ext_format.map(crate::decode::format_name) != Some(d.format),
+            })
+        })
+        .collect();
+    let mut report = VerifyReport::default();
+    for r in results {
+        match r {
+            Ok(i) => report.images.push(i),
+            Err(p) => report.problems.push(p),
+        }
+    }
+    report
+}
