@@ -66,7 +66,7 @@ pub use rename::{
 };
 pub use scan::{FileEntry, ImageFolder, natural_cmp, scan};
 pub use split::{
-    SmallClassPolicy, SplitConfig, SplitIndices, SplitRatios, SplitReport, TransferMode, split_folder,
-    stratified_split,
+    SmallClassPolicy, SplitConfig, SplitIndices, SplitRatios, SplitReport, TransferMode, derive_seed,
+    split_folder, stratified_split,
 };
 pub use verify::{DuplicateGroup, ImageInfo, VerifyReport, cross_split_duplicates, verify};

@@ -191,7 +191,7 @@ fn stratified_split_named(
                 )),
             }
         }
-        let mut rng = Pcg64Mcg::seed_from_u64(mix(seed, class as u64));
+        let mut rng = Pcg64Mcg::seed_from_u64(derive_seed(seed, class as u64));
         items.shuffle(&mut rng);
         let mut start = 0;
         for (s, c) in counts.into_iter().enumerate() {
@@ -205,9 +205,10 @@ fn stratified_split_named(
     Ok(SplitIndices { splits, warnings })
 }
 
-/// SplitMix64 of a seed and a stream number: independent generators per
-/// class from one user seed.
-pub(crate) fn mix(seed: u64, stream: u64) -> u64 {
+/// A seed for stream `stream` of a generator seeded with `seed` (SplitMix64
+/// of the two): independent, reproducible generators per class, per epoch,
+/// per image, from one user seed.
+pub fn derive_seed(seed: u64, stream: u64) -> u64 {
     let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(0x632B_E59B_D9B4_E019);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
