@@ -9,6 +9,8 @@
 //! - [`model`]: batches -> CNNs on libtorch, training, evaluation, prediction.
 #![deny(missing_docs)]
 
+pub mod cli;
+
 pub use gemstones_augment as augment;
 pub use gemstones_dataset as dataset;
 pub use gemstones_model as model;

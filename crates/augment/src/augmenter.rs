@@ -29,6 +29,8 @@ enum Out<'a> {
     U8Hwc(&'a mut [u8]),
     /// `3 x height x width` floats, `x * scale + bias` per channel.
     F32Chw { data: &'a mut [f32], scale: [f32; 3], bias: [f32; 3] },
+    /// `height x width x 3` floats (channels-last), normalised likewise.
+    F32Hwc { data: &'a mut [f32], scale: [f32; 3], bias: [f32; 3] },
 }
 
 /// Samples parameters from `(seed, epoch, index)` and renders augmented
@@ -162,6 +164,44 @@ impl BatchAugmenter {
         Ok(())
     }
 
+    /// Augment a batch into `out` as `n x height x width x 3` floats
+    /// (channels-last, the layout libtorch's CPU convolutions prefer),
+    /// normalised, in parallel. Otherwise as [`Self::batch_f32_nchw`].
+    pub fn batch_f32_nhwc(
+        &self,
+        sources: &[ImageView<'_>],
+        indices: &[u64],
+        epoch: u64,
+        norm: &Normalize,
+        out: &mut [f32],
+        record: Option<&mut Vec<AugmentParams>>,
+    ) -> Result<()> {
+        let params = self.batch_params(sources, indices, epoch)?;
+        self.replay_f32_nhwc(sources, &params, norm, out)?;
+        if let Some(r) = record {
+            r.extend_from_slice(&params);
+        }
+        Ok(())
+    }
+
+    /// Render a batch with given parameters (`n x h x w x 3` floats).
+    pub fn replay_f32_nhwc(
+        &self,
+        sources: &[ImageView<'_>],
+        params: &[AugmentParams],
+        norm: &Normalize,
+        out: &mut [f32],
+    ) -> Result<()> {
+        norm.validate()?;
+        let len = self.image_len();
+        check_batch(sources.len(), params.len(), out.len(), len)?;
+        let (scale, bias) = norm.affine();
+        out.par_chunks_mut(len).zip(sources.par_iter().zip(params.par_iter())).for_each(|(o, (src, p))| {
+            SCRATCH.with_borrow_mut(|s| self.render(*src, p, Out::F32Hwc { data: o, scale, bias }, s));
+        });
+        Ok(())
+    }
+
     /// Render a batch with recorded parameters (`n x 3 x h x w` floats).
     pub fn replay_f32_nchw(
         &self,
@@ -226,6 +266,15 @@ impl BatchAugmenter {
                 (Out::U8Hwc(o), false) => {
                     warp_row(&src, &map, &s.tables, row, smp, &mut o[row * ow * 3..(row + 1) * ow * 3]);
                 }
+                (Out::F32Hwc { data, scale, bias }, false) => {
+                    warp_row(&src, &map, &s.tables, row, smp, &mut s.row);
+                    let dst = &mut data[row * ow * 3..(row + 1) * ow * 3];
+                    for (d, px) in dst.chunks_exact_mut(3).zip(s.row.chunks_exact(3)) {
+                        for k in 0..3 {
+                            d[k] = f32::from(px[k]) * scale[k] + bias[k];
+                        }
+                    }
+                }
                 (Out::F32Chw { data, scale, bias }, false) => {
                     warp_row(&src, &map, &s.tables, row, smp, &mut s.row);
                     let plane = oh * ow;
@@ -272,6 +321,14 @@ fn write_f32_row(out: &mut Out<'_>, row: usize, ow: usize, oh: usize, f: &[Vec<f
                 let (sc, bi) = (scale[k], bias[k]);
                 for (d, &v) in dst.iter_mut().zip(&f[k]) {
                     *d = v * sc + bi;
+                }
+            }
+        }
+        Out::F32Hwc { data, scale, bias } => {
+            let dst = &mut data[row * ow * 3..(row + 1) * ow * 3];
+            for (i, d) in dst.chunks_exact_mut(3).enumerate() {
+                for k in 0..3 {
+                    d[k] = f[k][i] * scale[k] + bias[k];
                 }
             }
         }

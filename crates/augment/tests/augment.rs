@@ -211,10 +211,13 @@ fn f32_output_is_the_normalised_u8_output() {
     aug.apply_u8(view, &p, &mut u).unwrap();
     let norm = Normalize { mean: [0.5, 0.4, 0.3], std: [0.2, 0.25, 0.3] };
     aug.apply_f32_chw(view, &p, &norm, &mut f).unwrap();
+    let mut hwc = vec![0f32; aug.image_len()];
+    aug.batch_f32_nhwc(&[view], &[0], 0, &norm, &mut hwc, None).unwrap();
     for i in 0..16 * 16 {
         for k in 0..3 {
             let want = (f32::from(u[i * 3 + k]) / 255.0 - norm.mean[k]) / norm.std[k];
             assert!((f[k * 256 + i] - want).abs() < 1e-4);
+            assert!((hwc[i * 3 + k] - want).abs() < 1e-4);
         }
     }
 }

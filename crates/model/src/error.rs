@@ -16,7 +16,72 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A JSON file could not be read or written.
+    #[error("{path}: JSON: {source}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The parser's error.
+        source: serde_json::Error,
+    },
+    /// A model directory is missing a file or holds an inconsistent one.
+    #[error("{path}: {reason}")]
+    BadModel {
+        /// The file or directory.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A configuration value is out of range.
+    #[error("invalid configuration: {reason}")]
+    InvalidConfig {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The training loss became NaN or infinite; the last good checkpoint
+    /// was kept.
+    #[error("loss became {loss} at epoch {epoch}, batch {batch}; stopped (last good checkpoint kept)")]
+    NonFiniteLoss {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Batch within the epoch (0-based).
+        batch: usize,
+        /// The value.
+        loss: f64,
+    },
+    /// An image could not be read or preprocessed for prediction.
+    #[error("{path}: {reason}")]
+    BadImage {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A dataset operation failed.
+    #[error(transparent)]
+    Dataset(#[from] gemstones_dataset::Error),
+    /// An augmentation operation failed.
+    #[error(transparent)]
+    Augment(#[from] gemstones_augment::Error),
+    /// Drawing a plot failed.
+    #[error("{path}: plot: {reason}")]
+    Plot {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
+
+pub(crate) trait IoContext<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|source| Error::Io { path: path.into(), source })
+    }
+}

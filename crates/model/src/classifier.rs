@@ -1,0 +1,221 @@
+//! A trained model, loaded from its directory, that classifies photographs
+//! with exactly the preprocessing it was trained with.
+use std::path::{Path, PathBuf};
+
+use gemstones_augment::{AugmentConfig, AugmentParams, BatchAugmenter, ImageView};
+use gemstones_dataset::{ClassIndex, ImageSet, Preprocessor};
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+use tch::nn;
+use tch::{Kind, Tensor};
+
+use crate::error::{Error, Result};
+use crate::modeldir::{ModelDir, ModelSpec, load_weights};
+use crate::nets::{Net, to_channels_last};
+use crate::train::logits_of;
+
+/// One class and its probability.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// Class name.
+    pub class: String,
+    /// Class id.
+    pub id: usize,
+    /// Softmax probability.
+    pub probability: f64,
+}
+
+/// A model ready to predict.
+///
+/// ```no_run
+/// let clf = gemstones_model::Classifier::load("model".as_ref())?;
+/// for p in clf.predict_file("ruby.jpg".as_ref(), 3)? {
+///     println!("{:>20} {:5.1} %", p.class, 100.0 * p.probability);
+/// }
+/// # Ok::<(), gemstones_model::Error>(())
+/// ```
+pub struct Classifier {
+    spec: ModelSpec,
+    classes: ClassIndex,
+    net: Net,
+    _vs: nn::VarStore,
+    resize: BatchAugmenter,
+    tta: bool,
+    weights: PathBuf,
+}
+
+impl std::fmt::Debug for Classifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Classifier").field("model", &self.spec.model).field("weights", &self.weights).finish()
+    }
+}
+
+impl Classifier {
+    /// Load `dir` (its `config.json` and `best.safetensors`, or the last
+    /// checkpoint's weights when there is no best yet). Errors name the
+    /// missing, corrupt or mismatched file.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let mdir = ModelDir::new(dir);
+        let spec = mdir.read_spec()?;
+        let classes = ClassIndex::from_ordered(spec.classes.clone())?;
+        let classes_file = mdir.classes_path();
+        if classes_file.exists() && ClassIndex::load(&classes_file)? != classes {
+            return Err(Error::BadModel { path: classes_file, reason: "disagrees with config.json".into() });
+        }
+        let weights = if mdir.best_path().exists() {
+            mdir.best_path()
+        } else {
+            mdir.last_dir().join("weights.safetensors")
+        };
+        let mut vs = nn::VarStore::new(crate::device::best_device());
+        let net = Net::new(&vs.root(), &spec.model, classes.len(), spec.precision)?;
+        load_weights(&mut vs, &weights)?;
+        to_channels_last(&vs);
+        let s = spec.model.input_size();
+        let resize = BatchAugmenter::new(AugmentConfig::identity(), 0, s, s)?;
+        Ok(Self { spec, classes, net, _vs: vs, resize, tta: false, weights })
+    }
+
+    /// Average the predictions of the image and its mirror image.
+    pub fn with_tta(mut self, on: bool) -> Self {
+        self.tta = on;
+        self
+    }
+
+    /// What the model is and how its inputs are made.
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    /// The classes.
+    pub fn classes(&self) -> &ClassIndex {
+        &self.classes
+    }
+
+    /// Top-`k` classes of an image file (any supported format, by content).
+    pub fn predict_file(&self, path: &Path, k: usize) -> Result<Vec<Prediction>> {
+        let mut pp = Preprocessor::new(self.spec.preprocess)?;
+        let img = pp.process_file(path).map_err(|p| Error::BadImage {
+            path: path.to_path_buf(),
+            reason: format!("{}: {}", p.kind, p.detail),
+        })?;
+        self.top_k(&self.probabilities_of_prepared(&[img])?, k)
+            .pop()
+            .ok_or_else(|| Error::BadImage { path: path.to_path_buf(), reason: "no prediction".into() })
+    }
+
+    /// Top-`k` classes of a decoded photograph.
+    pub fn predict_rgb(&self, photo: &RgbImage, k: usize) -> Result<Vec<Prediction>> {
+        let mut pp = Preprocessor::new(self.spec.preprocess)?;
+        let s = self.spec.preprocess.size;
+        let mut out = RgbImage::new(s, s);
+        pp.process_rgb_into(photo, &mut out)?;
+        Ok(self.top_k(&self.probabilities_of_prepared(&[out])?, k).pop().unwrap_or_default())
+    }
+
+    /// Top-`k` classes of many files, batched; each file's own result.
+    pub fn predict_files(&self, paths: &[PathBuf], k: usize) -> Vec<(PathBuf, Result<Vec<Prediction>>)> {
+        let mut pp = match Preprocessor::new(self.spec.preprocess) {
+            Ok(p) => p,
+            Err(e) => {
+                let msg = e.to_string();
+                return paths
+                    .iter()
+                    .map(|p| (p.clone(), Err(Error::InvalidConfig { reason: msg.clone() })))
+                    .collect();
+            }
+        };
+        let mut results: Vec<(PathBuf, Result<Vec<Prediction>>)> = Vec::with_capacity(paths.len());
+        for chunk in paths.chunks(64) {
+            let mut ok = Vec::new();
+            let mut slots = Vec::new();
+            for p in chunk {
+                match pp.process_file(p) {
+                    Ok(img) => {
+                        slots.push(results.len());
+                        results.push((p.clone(), Ok(Vec::new())));
+                        ok.push(img);
+                    }
+                    Err(e) => results.push((
+                        p.clone(),
+                        Err(Error::BadImage { path: p.clone(), reason: format!("{}: {}", e.kind, e.detail) }),
+                    )),
+                }
+            }
+            if ok.is_empty() {
+                continue;
+            }
+            match self.probabilities_of_prepared(&ok) {
+                Ok(probs) => {
+                    for (slot, preds) in slots.into_iter().zip(self.top_k(&probs, k)) {
+                        results[slot].1 = Ok(preds);
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    for slot in slots {
+                        results[slot].1 = Err(Error::InvalidConfig { reason: msg.clone() });
+                    }
+                }
+            }
+        }
+        results
+    }
+
+    /// Softmax probabilities (`n x classes`) of images already preprocessed
+    /// as the model's spec says (for example from a dataset cache built with
+    /// the same configuration).
+    pub fn probabilities_of_set(&self, set: &ImageSet, idx: &[usize]) -> Result<Tensor> {
+        if set.size != self.spec.preprocess.size {
+            return Err(Error::InvalidConfig {
+                reason: format!(
+                    "images are {0}x{0}, the model's preprocessing makes {1}x{1}",
+                    set.size, self.spec.preprocess.size
+                ),
+            });
+        }
+        let views: std::result::Result<Vec<ImageView<'_>>, _> =
+            idx.iter().map(|&i| ImageView::new(set.image(i), set.size, set.size)).collect();
+        self.probabilities(&views?)
+    }
+
+    fn probabilities_of_prepared(&self, imgs: &[RgbImage]) -> Result<Tensor> {
+        let views: std::result::Result<Vec<ImageView<'_>>, _> =
+            imgs.iter().map(ImageView::from_rgb).collect();
+        self.probabilities(&views?)
+    }
+
+    fn probabilities(&self, views: &[ImageView<'_>]) -> Result<Tensor> {
+        let len = self.resize.image_len();
+        let s = i64::from(self.spec.model.input_size());
+        let mut x = vec![0f32; views.len() * len];
+        let mut run = |flip: bool| -> Result<Tensor> {
+            let params =
+                vec![AugmentParams { flip_horizontal: flip, ..AugmentParams::identity() }; views.len()];
+            self.resize.replay_f32_nhwc(views, &params, &self.spec.normalize, &mut x)?;
+            Ok(logits_of(&self.net, &x, len, s)?.f_softmax(-1, Kind::Float)?)
+        };
+        let probs = run(false)?;
+        if self.tta { Ok((probs + run(true)?) * 0.5) } else { Ok(probs) }
+    }
+
+    /// The `k` most probable classes of each row.
+    pub fn top_k(&self, probs: &Tensor, k: usize) -> Vec<Vec<Prediction>> {
+        let k = k.clamp(1, self.classes.len());
+        let rows: Vec<Vec<f32>> = Vec::try_from(probs).unwrap_or_default();
+        rows.into_iter()
+            .map(|row| {
+                let mut ids: Vec<usize> = (0..row.len()).collect();
+                ids.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+                ids.into_iter()
+                    .take(k)
+                    .map(|id| Prediction {
+                        class: self.classes.name(id).unwrap_or("?").to_string(),
+                        id,
+                        probability: f64::from(row[id]),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}

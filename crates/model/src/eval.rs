@@ -1,0 +1,248 @@
+//! Evaluation: top-1/top-5, per-class precision, recall and F1, the
+//! confusion matrix and the misclassified stones, as files.
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use gemstones_dataset::{ImageGrid, ImageSet};
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use crate::classifier::Classifier;
+use crate::error::{Error, Result};
+use crate::modeldir::{write_atomic, write_json};
+use crate::report::plot_confusion;
+
+/// Metrics of one class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassMetrics {
+    /// Class name.
+    pub class: String,
+    /// Of the images predicted as this class, the fraction that are.
+    pub precision: f64,
+    /// Of the images of this class, the fraction predicted as it.
+    pub recall: f64,
+    /// Harmonic mean of precision and recall.
+    pub f1: f64,
+    /// Images of this class.
+    pub support: usize,
+}
+
+/// An image the model got wrong.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Misclassified {
+    /// Its index in the evaluated set.
+    pub index: usize,
+    /// Its source file (relative to the set's root).
+    pub file: PathBuf,
+    /// The true class.
+    pub true_class: String,
+    /// The predicted class.
+    pub predicted: String,
+    /// The predicted class's probability.
+    pub confidence: f64,
+    /// The true class's probability.
+    pub true_probability: f64,
+}
+
+/// The result of [`evaluate`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Images evaluated.
+    pub images: usize,
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// Top-1 accuracy.
+    pub top1: f64,
+    /// Top-5 accuracy.
+    pub top5: f64,
+    /// Unweighted mean F1 over classes present.
+    pub macro_f1: f64,
+    /// The classes, in id order.
+    pub classes: Vec<String>,
+    /// Per-class metrics, in id order.
+    pub per_class: Vec<ClassMetrics>,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<u32>>,
+    /// Wrong predictions, most confident first.
+    pub misclassified: Vec<Misclassified>,
+}
+
+/// Evaluate a classifier on (a subset of) a preprocessed image set whose
+/// classes are named like the model's (the set may hold fewer classes).
+pub fn evaluate(clf: &Classifier, set: &ImageSet, indices: Option<&[usize]>) -> Result<Evaluation> {
+    let all: Vec<usize>;
+    let idx = match indices {
+        Some(i) => i,
+        None => {
+            all = (0..set.len()).collect();
+            &all
+        }
+    };
+    // The set's labels in the model's class ids.
+    let mut map = Vec::with_capacity(set.classes.len());
+    for name in set.classes.names() {
+        map.push(clf.classes().id(name).ok_or_else(|| Error::InvalidConfig {
+            reason: format!("class {name:?} of the images is not a class of the model"),
+        })?);
+    }
+    let labels: Vec<i64> = idx.iter().map(|&i| map[set.labels[i] as usize] as i64).collect();
+    let probs = clf.probabilities_of_set(set, idx)?;
+    let y = Tensor::f_from_slice(&labels)?;
+    let n = idx.len();
+    let c = clf.classes().len();
+    let loss = if n == 0 {
+        0.0
+    } else {
+        let picked = probs.f_gather(1, &y.f_unsqueeze(1)?, false)?.clamp_min(1e-12).log();
+        -f64::try_from(picked.mean(Kind::Float))?
+    };
+    let rows: Vec<Vec<f32>> = Vec::try_from(&probs).map_err(Error::Torch)?;
+    let mut confusion = vec![vec![0u32; c]; c];
+    let (mut top1, mut top5) = (0usize, 0usize);
+    let mut misclassified = Vec::new();
+    for (k, row) in rows.iter().enumerate() {
+        let truth = labels[k] as usize;
+        let mut order: Vec<usize> = (0..c).collect();
+        order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+        let pred = order[0];
+        confusion[truth][pred] += 1;
+        top1 += usize::from(pred == truth);
+        top5 += usize::from(order.iter().take(5).any(|&o| o == truth));
+        if pred != truth {
+            misclassified.push(Misclassified {
+                index: idx[k],
+                file: set.files[idx[k]].clone(),
+                true_class: clf.classes().name(truth).unwrap_or("?").into(),
+                predicted: clf.classes().name(pred).unwrap_or("?").into(),
+                confidence: f64::from(row[pred]),
+                true_probability: f64::from(row[truth]),
+            });
+        }
+    }
+    misclassified.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    let per_class: Vec<ClassMetrics> = (0..c)
+        .map(|j| {
+            let tp = f64::from(confusion[j][j]);
+            let predicted: u32 = confusion.iter().map(|r| r[j]).sum();
+            let support: u32 = confusion[j].iter().sum();
+            let precision = if predicted > 0 { tp / f64::from(predicted) } else { 0.0 };
+            let recall = if support > 0 { tp / f64::from(support) } else { 0.0 };
+            let f1 =
+                if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
+            ClassMetrics {
+                class: clf.classes().name(j).unwrap_or("?").into(),
+                precision,
+                recall,
+                f1,
+                support: support as usize,
+            }
+        })
+        .collect();
+    let present: Vec<&ClassMetrics> = per_class.iter().filter(|m| m.support > 0).collect();
+    let macro_f1 = if present.is_empty() {
+        0.0
+    } else {
+        present.iter().map(|m| m.f1).sum::<f64>() / present.len() as f64
+    };
+    let denom = n.max(1) as f64;
+    Ok(Evaluation {
+        images: n,
+        loss,
+        top1: top1 as f64 / denom,
+        top5: top5 as f64 / denom,
+        macro_f1,
+        classes: clf.classes().names().to_vec(),
+        per_class,
+        confusion,
+        misclassified,
+    })
+}
+
+/// The files [`Evaluation::write`] made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvalFiles {
+    /// `metrics.json`: everything.
+    pub metrics: PathBuf,
+    /// `per_class.csv`.
+    pub per_class: PathBuf,
+    /// `confusion.csv`.
+    pub confusion_csv: PathBuf,
+    /// `confusion.png`.
+    pub confusion_png: PathBuf,
+    /// `misclassified.csv`.
+    pub misclassified_csv: PathBuf,
+    /// `misclassified.png`: the wrong ones, labelled "true / predicted".
+    pub misclassified_png: PathBuf,
+}
+
+impl Evaluation {
+    /// Write JSON, CSVs and PNGs into `dir`; the gallery shows up to
+    /// `gallery` misclassified images from `set`.
+    pub fn write(&self, dir: &Path, set: &ImageSet, gallery: usize) -> Result<EvalFiles> {
+        let files = EvalFiles {
+            metrics: dir.join("metrics.json"),
+            per_class: dir.join("per_class.csv"),
+            confusion_csv: dir.join("confusion.csv"),
+            confusion_png: dir.join("confusion.png"),
+            misclassified_csv: dir.join("misclassified.csv"),
+            misclassified_png: dir.join("misclassified.png"),
+        };
+        write_json(&files.metrics, self)?;
+        let mut pc = String::from("class,precision,recall,f1,support\n");
+        for m in &self.per_class {
+            let _ = writeln!(
+                pc,
+                "{},{:.4},{:.4},{:.4},{}",
+                csv_field(&m.class),
+                m.precision,
+                m.recall,
+                m.f1,
+                m.support
+            );
+        }
+        write_atomic(&files.per_class, pc.as_bytes())?;
+        let mut cm = String::from("true\\predicted");
+        for c in &self.classes {
+            let _ = write!(cm, ",{}", csv_field(c));
+        }
+        cm.push('\n');
+        for (c, row) in self.classes.iter().zip(&self.confusion) {
+            let _ = write!(cm, "{}", csv_field(c));
+            for v in row {
+                let _ = write!(cm, ",{v}");
+            }
+            cm.push('\n');
+        }
+        write_atomic(&files.confusion_csv, cm.as_bytes())?;
+        let mut mc = String::from("file,true_class,predicted,confidence,true_probability\n");
+        for m in &self.misclassified {
+            let _ = writeln!(
+                mc,
+                "{},{},{},{:.4},{:.4}",
+                csv_field(&m.file.to_string_lossy()),
+                csv_field(&m.true_class),
+                csv_field(&m.predicted),
+                m.confidence,
+                m.true_probability
+            );
+        }
+        write_atomic(&files.misclassified_csv, mc.as_bytes())?;
+        plot_confusion(&self.classes, &self.confusion, &files.confusion_png)?;
+        let mut grid = ImageGrid::new(128, 6).title(format!(
+            "misclassified: {} of {} (true / predicted, confidence)",
+            self.misclassified.len(),
+            self.images
+        ));
+        for m in self.misclassified.iter().take(gallery) {
+            if let Some(img) = set.to_rgb_image(m.index) {
+                grid.push(&img, format!("{} /\n{} {:.0}%", m.true_class, m.predicted, 100.0 * m.confidence));
+            }
+        }
+        grid.save_png(&files.misclassified_png)?;
+        Ok(files)
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}

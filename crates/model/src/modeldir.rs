@@ -1,0 +1,233 @@
+//! The model directory: configuration, class index, weights, the last
+//! checkpoint (weights, optimizer, training state) and the history.
+//!
+//! ```text
+//! model/
+//!   config.json          what the model is and how its inputs are made
+//!   classes.json         the class index
+//!   best.safetensors     weights of the epoch with the lowest validation loss
+//!   last/                the latest checkpoint, replaced as a whole:
+//!     weights.safetensors, optimizer.safetensors, state.json
+//!   history.json, history.csv, curves.png
+//! ```
+use std::path::{Path, PathBuf};
+
+use gemstones_augment::{AugmentConfig, Normalize};
+use gemstones_dataset::{ClassIndex, PreprocessConfig};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tch::nn;
+
+use crate::error::{Error, IoContext, Result};
+use crate::nets::{ModelConfig, Precision};
+
+/// Everything needed to rebuild a model and feed it as it was trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    /// Format version of this file.
+    pub format: u32,
+    /// The network.
+    pub model: ModelConfig,
+    /// Precision it was trained in (and predicts in by default).
+    pub precision: Precision,
+    /// How photographs were preprocessed into the training cache.
+    pub preprocess: PreprocessConfig,
+    /// Input normalisation.
+    pub normalize: Normalize,
+    /// The classes, in id order.
+    pub classes: Vec<String>,
+    /// The training augmentation (for the record).
+    pub augment: AugmentConfig,
+}
+
+/// Current [`ModelSpec::format`].
+pub const SPEC_FORMAT: u32 = 1;
+
+/// Paths inside a model directory.
+#[derive(Debug, Clone)]
+pub struct ModelDir {
+    root: PathBuf,
+}
+
+impl ModelDir {
+    /// A model directory at `root` (not created yet).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `config.json`.
+    pub fn spec_path(&self) -> PathBuf {
+        self.root.join("config.json")
+    }
+
+    /// `classes.json`.
+    pub fn classes_path(&self) -> PathBuf {
+        self.root.join("classes.json")
+    }
+
+    /// `best.safetensors`.
+    pub fn best_path(&self) -> PathBuf {
+        self.root.join("best.safetensors")
+    }
+
+    /// The latest checkpoint directory.
+    pub fn last_dir(&self) -> PathBuf {
+        self.root.join("last")
+    }
+
+    /// `history.json`.
+    pub fn history_json(&self) -> PathBuf {
+        self.root.join("history.json")
+    }
+
+    /// `history.csv`.
+    pub fn history_csv(&self) -> PathBuf {
+        self.root.join("history.csv")
+    }
+
+    /// `curves.png`.
+    pub fn curves_png(&self) -> PathBuf {
+        self.root.join("curves.png")
+    }
+
+    /// Read `config.json`.
+    pub fn read_spec(&self) -> Result<ModelSpec> {
+        let path = self.spec_path();
+        if !path.exists() {
+            return Err(Error::BadModel {
+                path,
+                reason: "missing: not a model directory (no config.json)".into(),
+            });
+        }
+        let spec: ModelSpec = read_json(&path)?;
+        if spec.format != SPEC_FORMAT {
+            return Err(Error::BadModel {
+                path,
+                reason: format!("format {} (this build reads {SPEC_FORMAT})", spec.format),
+            });
+        }
+        Ok(spec)
+    }
+
+    /// Write `config.json` and `classes.json`.
+    pub fn write_spec(&self, spec: &ModelSpec) -> Result<()> {
+        std::fs::create_dir_all(&self.root).at(&self.root)?;
+        write_json(&self.spec_path(), spec)?;
+        ClassIndex::from_ordered(spec.classes.clone())?.save(self.classes_path())?;
+        Ok(())
+    }
+
+    /// The checkpoint to resume from: `last/`, or `last.old/` if a crash
+    /// happened while `last/` was being replaced.
+    pub(crate) fn resumable(&self) -> Option<PathBuf> {
+        let last = self.last_dir();
+        if last.join("state.json").exists() {
+            return Some(last);
+        }
+        let old = self.root.join("last.old");
+        old.join("state.json").exists().then_some(old)
+    }
+
+    /// Replace `last/` with a checkpoint written by `write` into a fresh
+    /// directory: the old checkpoint stays whole until the new one is.
+    pub(crate) fn replace_last(&self, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+        let new = self.root.join("last.new");
+        let old = self.root.join("last.old");
+        let last = self.last_dir();
+        if new.exists() {
+            std::fs::remove_dir_all(&new).at(&new)?;
+        }
+        std::fs::create_dir_all(&new).at(&new)?;
+        write(&new)?;
+        if last.exists() {
+            if old.exists() {
+                std::fs::remove_dir_all(&old).at(&old)?;
+            }
+            std::fs::rename(&last, &old).at(&last)?;
+        }
+        std::fs::rename(&new, &last).at(&new)?;
+        if old.exists() {
+            std::fs::remove_dir_all(&old).at(&old)?;
+        }
+        Ok(())
+    }
+}
+
+/// Save a var store's weights as safetensors, atomically.
+pub(crate) fn save_weights(vs: &nn::VarStore, path: &Path) -> Result<()> {
+    let tmp = path.with_file_name(format!(
+        ".{}.partial.safetensors",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("weights")
+    ));
+    // Channels-last variables are saved in standard layout.
+    let named: Vec<(String, tch::Tensor)> =
+        vs.variables().into_iter().map(|(n, t)| (n, t.contiguous())).collect();
+    tch::Tensor::write_safetensors(&named, &tmp)?;
+    std::fs::rename(&tmp, path).at(path)
+}
+
+/// Load weights into a var store, with a clear error for a missing,
+/// corrupt or mismatched file.
+pub(crate) fn load_weights(vs: &mut nn::VarStore, path: &Path) -> Result<()> {
+    if !path.exists() {
+        return Err(Error::BadModel { path: path.to_path_buf(), reason: "missing weights file".into() });
+    }
+    let tensors = tch::Tensor::read_safetensors(path).map_err(|e| Error::BadModel {
+        path: path.to_path_buf(),
+        reason: format!("unreadable weights: {e}"),
+    })?;
+    let mut by_name: std::collections::HashMap<String, tch::Tensor> = tensors.into_iter().collect();
+    tch::no_grad(|| -> Result<()> {
+        for (name, mut var) in vs.variables() {
+            let src = by_name.remove(&name).ok_or_else(|| Error::BadModel {
+                path: path.to_path_buf(),
+                reason: format!("no tensor {name}: weights of another model?"),
+            })?;
+            if src.size() != var.size() {
+                return Err(Error::BadModel {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "{name} has shape {:?}, the model needs {:?} (another class count or architecture?)",
+                        src.size(),
+                        var.size()
+                    ),
+                });
+            }
+            var.f_copy_(&src)?;
+        }
+        Ok(())
+    })?;
+    if let Some(extra) = by_name.keys().next() {
+        return Err(Error::BadModel {
+            path: path.to_path_buf(),
+            reason: format!("unexpected tensor {extra}: weights of another model?"),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).at(path)?;
+    serde_json::from_slice(&bytes).map_err(|source| Error::Json { path: path.to_path_buf(), source })
+}
+
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(value)
+        .map_err(|source| Error::Json { path: path.to_path_buf(), source })?;
+    write_atomic(path, &bytes)
+}
+
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).at(parent)?;
+    }
+    let tmp = path
+        .with_file_name(format!(".{}.partial", path.file_name().and_then(|n| n.to_str()).unwrap_or("file")));
+    std::fs::write(&tmp, bytes).at(&tmp)?;
+    std::fs::rename(&tmp, path).at(path)
+}

@@ -1,0 +1,426 @@
+//! The networks: the tutorial's CNN and a small residual network.
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, ModuleT};
+use tch::{Kind, Tensor};
+
+use crate::error::{Error, Result};
+use crate::layers::{Conv, ConvInit, Dense, Norm};
+
+/// The tutorial's VGG-like CNN.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TutorialCnnConfig {
+    /// Input side in pixels (the tutorial's 220).
+    pub input_size: u32,
+    /// Units of the hidden dense layer: 512 in the notebook, 256 in its
+    /// write-up.
+    pub dense: i64,
+    /// Dropout before the dense layers (0.5).
+    pub dropout: f64,
+}
+
+impl Default for TutorialCnnConfig {
+    fn default() -> Self {
+        Self { input_size: 220, dense: 512, dropout: 0.5 }
+    }
+}
+
+/// A small ResNet in the xresnet style: a three-convolution stem, basic
+/// residual blocks with average-pool shortcuts, zero-initialised residual
+/// branches, global average pooling, dropout, one linear layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResNetConfig {
+    /// Input side in pixels.
+    pub input_size: u32,
+    /// Channels of the three stem convolutions.
+    pub stem: Vec<i64>,
+    /// Channels of each stage.
+    pub widths: Vec<i64>,
+    /// Residual blocks in each stage.
+    pub blocks: Vec<usize>,
+    /// Dropout before the classifier.
+    pub dropout: f64,
+}
+
+impl Default for ResNetConfig {
+    fn default() -> Self {
+        Self {
+            input_size: 128,
+            stem: vec![24, 32, 64],
+            widths: vec![64, 128, 256, 384],
+            blocks: vec![1, 2, 2, 1],
+            dropout: 0.25,
+        }
+    }
+}
+
+/// Which network, with its settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "arch", rename_all = "snake_case")]
+pub enum ModelConfig {
+    /// The tutorial's CNN.
+    Tutorial(TutorialCnnConfig),
+    /// The stronger residual network.
+    Resnet(ResNetConfig),
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self::Tutorial(TutorialCnnConfig::default())
+    }
+}
+
+impl ModelConfig {
+    /// The tutorial's CNN at 220x220 with a 512-unit dense layer.
+    pub fn tutorial() -> Self {
+        Self::Tutorial(TutorialCnnConfig::default())
+    }
+
+    /// The default residual network at 128x128.
+    pub fn resnet() -> Self {
+        Self::Resnet(ResNetConfig::default())
+    }
+
+    /// The side of the square images the network takes.
+    pub fn input_size(&self) -> u32 {
+        match self {
+            Self::Tutorial(c) => c.input_size,
+            Self::Resnet(c) => c.input_size,
+        }
+    }
+
+    /// A short name for reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Tutorial(_) => "tutorial-cnn",
+            Self::Resnet(_) => "resnet",
+        }
+    }
+
+    /// Check the settings can build a network.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |reason: &str| Err(Error::InvalidConfig { reason: reason.into() });
+        match self {
+            Self::Tutorial(c) => {
+                if c.input_size < 32 {
+                    return bad("the tutorial CNN needs input_size >= 32 (five 2x poolings)");
+                }
+                if c.dense < 1 || !(0.0..1.0).contains(&c.dropout) {
+                    return bad("dense must be >= 1 and dropout within 0..1");
+                }
+            }
+            Self::Resnet(c) => {
+                if c.input_size < 32
+                    || c.stem.len() != 3
+                    || c.widths.is_empty()
+                    || c.widths.len() != c.blocks.len()
+                {
+                    return bad(
+                        "resnet needs input_size >= 32, three stem widths, and one block count per stage width",
+                    );
+                }
+                if c.stem.iter().chain(&c.widths).any(|&w| w < 1) || c.blocks.iter().any(|&b| b < 1) {
+                    return bad("resnet widths and block counts must be >= 1");
+                }
+                if !(0.0..1.0).contains(&c.dropout) {
+                    return bad("dropout must be within 0..1");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Numeric precision of the forward and backward passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// 32-bit floats throughout.
+    F32,
+    /// Convolutions and dense layers in bfloat16 (oneDNN's AVX512-BF16 path
+    /// on CPUs that have it), f32 master weights, batch-norm statistics and
+    /// loss: twice the speed of f32 here.
+    #[default]
+    Bf16,
+}
+
+#[derive(Debug)]
+struct TutorialCnn {
+    convs: Vec<Conv>,
+    fc1: Dense,
+    fc2: Dense,
+    dropout: f64,
+}
+
+impl TutorialCnn {
+    fn new(p: &nn::Path, c: &TutorialCnnConfig, classes: i64) -> Self {
+        let chans = [3, 32, 64, 128, 128, 128];
+        let convs = (0..5)
+            .map(|i| Conv::new(p / format!("conv{}", i + 1), chans[i], chans[i + 1], 3, 1, ConvInit::Keras))
+            .collect();
+        let mut s = i64::from(c.input_size);
+        for _ in 0..5 {
+            s /= 2;
+        }
+        Self {
+            convs,
+            fc1: Dense::keras(p / "dense1", s * s * 128, c.dense),
+            fc2: Dense::keras(p / "dense2", c.dense, classes),
+            dropout: c.dropout,
+        }
+    }
+
+    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut x = x.shallow_clone();
+        for (i, conv) in self.convs.iter().enumerate() {
+            x = conv.forward(&x).relu();
+            // The notebook's fourth pooling is an average pooling.
+            x = if i == 3 { x.avg_pool2d_default(2) } else { x.max_pool2d_default(2) };
+        }
+        let x = x.flatten(1, -1).dropout(self.dropout, train);
+        self.fc2.forward(&self.fc1.forward(&x).relu())
+    }
+}
+
+#[derive(Debug)]
+struct ConvBn {
+    conv: Conv,
+    bn: Norm,
+}
+
+impl ConvBn {
+    fn new(p: nn::Path, cin: i64, cout: i64, k: i64, stride: i64, zero: bool) -> Self {
+        Self {
+            conv: Conv::new(&p / "conv", cin, cout, k, stride, ConvInit::He),
+            bn: Norm::new(&p / "bn", cout, zero),
+        }
+    }
+
+    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        self.bn.forward(&self.conv.forward(x), train)
+    }
+}
+
+#[derive(Debug)]
+struct Block {
+    a: ConvBn,
+    b: ConvBn,
+    shortcut: Option<ConvBn>,
+    stride: i64,
+}
+
+impl Block {
+    fn new(p: nn::Path, cin: i64, cout: i64, stride: i64) -> Self {
+        let shortcut =
+            (cin != cout || stride != 1).then(|| ConvBn::new(&p / "shortcut", cin, cout, 1, 1, false));
+        Self {
+            a: ConvBn::new(&p / "a", cin, cout, 3, stride, false),
+            b: ConvBn::new(&p / "b", cout, cout, 3, 1, true),
+            shortcut,
+            stride,
+        }
+    }
+
+    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let y = self.b.forward(&self.a.forward(x, train).relu(), train);
+        let id = match &self.shortcut {
+            None => x.shallow_clone(),
+            Some(s) => {
+                // ResNet-D: average-pool, then a 1x1 convolution.
+                let pooled = if self.stride > 1 {
+                    x.avg_pool2d([self.stride; 2], [self.stride; 2], [0, 0], true, true, None::<i64>)
+                } else {
+                    x.shallow_clone()
+                };
+                s.forward(&pooled, train)
+            }
+        };
+        (y + id).relu()
+    }
+}
+
+#[derive(Debug)]
+struct ResNet {
+    stem: Vec<ConvBn>,
+    blocks: Vec<Block>,
+    fc: Dense,
+    dropout: f64,
+}
+
+impl ResNet {
+    fn new(p: &nn::Path, c: &ResNetConfig, classes: i64) -> Self {
+        let mut stem = Vec::new();
+        let mut cin = 3;
+        for (i, &w) in c.stem.iter().enumerate() {
+            stem.push(ConvBn::new(
+                p / format!("stem{}", i + 1),
+                cin,
+                w,
+                3,
+                if i == 0 { 2 } else { 1 },
+                false,
+            ));
+            cin = w;
+        }
+        let mut blocks = Vec::new();
+        for (s, (&w, &n)) in c.widths.iter().zip(&c.blocks).enumerate() {
+            for b in 0..n {
+                let stride = if b == 0 && s > 0 { 2 } else { 1 };
+                blocks.push(Block::new(
+                    p / format!("stage{}", s + 1) / format!("block{}", b + 1),
+                    cin,
+                    w,
+                    stride,
+                ));
+                cin = w;
+            }
+        }
+        Self { stem, blocks, fc: Dense::keras(p / "fc", cin, classes), dropout: c.dropout }
+    }
+
+    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut x = x.shallow_clone();
+        for s in &self.stem {
+            x = s.forward(&x, train).relu();
+        }
+        x = x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        for b in &self.blocks {
+            x = b.forward(&x, train);
+        }
+        let x = x.adaptive_avg_pool2d([1, 1]).flatten(1, -1).dropout(self.dropout, train);
+        self.fc.forward(&x)
+    }
+}
+
+#[derive(Debug)]
+enum Body {
+    Tutorial(TutorialCnn),
+    Resnet(ResNet),
+}
+
+/// A network built from a [`ModelConfig`], its parameters under one
+/// [`nn::Path`] (every layer under its own sub-path), implementing
+/// [`ModuleT`] so dropout and batch norm know train from eval.
+///
+/// Input: `N x 3 x H x W` f32 (best in channels-last layout); output: f32
+/// logits `N x classes`. With [`Precision::Bf16`] the body runs in
+/// bfloat16.
+#[derive(Debug)]
+pub struct Net {
+    body: Body,
+    precision: Precision,
+    classes: i64,
+}
+
+impl Net {
+    /// Build the network's parameters under `p`.
+    pub fn new(p: &nn::Path, cfg: &ModelConfig, classes: usize, precision: Precision) -> Result<Self> {
+        cfg.validate()?;
+        if classes < 2 {
+            return Err(Error::InvalidConfig { reason: format!("need at least 2 classes, got {classes}") });
+        }
+        let classes = classes as i64;
+        let body = match cfg {
+            ModelConfig::Tutorial(c) => Body::Tutorial(TutorialCnn::new(p, c, classes)),
+            ModelConfig::Resnet(c) => Body::Resnet(ResNet::new(p, c, classes)),
+        };
+        Ok(Self { body, precision, classes })
+    }
+
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        self.classes as usize
+    }
+
+    /// The precision the body runs in.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+}
+
+impl ModuleT for Net {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let x = match self.precision {
+            Precision::Bf16 => xs.to_kind(Kind::BFloat16),
+            Precision::F32 => xs.shallow_clone(),
+        };
+        let y = match &self.body {
+            Body::Tutorial(n) => n.forward(&x, train),
+            Body::Resnet(n) => n.forward(&x, train),
+        };
+        y.to_kind(Kind::Float)
+    }
+}
+
+/// Number of trainable parameters (batch-norm statistics excluded, as Keras
+/// counts trainable parameters).
+pub fn trainable_parameters(vs: &nn::VarStore) -> i64 {
+    vs.trainable_variables().iter().map(Tensor::numel).sum::<usize>() as i64
+}
+
+/// Store every 4-D parameter in channels-last layout (NHWC in memory), the
+/// layout oneDNN's CPU convolutions are fastest in; the tensors keep their
+/// NCHW shape.
+pub fn to_channels_last(vs: &nn::VarStore) {
+    tch::no_grad(|| {
+        for (_, mut v) in vs.variables() {
+            if v.dim() == 4 {
+                let cl = channels_last(&v);
+                v.set_data(&cl);
+            }
+        }
+    });
+}
+
+/// The same tensor in channels-last memory layout.
+pub fn channels_last(t: &Tensor) -> Tensor {
+    t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    fn count(cfg: &ModelConfig, classes: usize) -> i64 {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _net = Net::new(&vs.root(), cfg, classes, Precision::F32).unwrap();
+        trainable_parameters(&vs)
+    }
+
+    #[test]
+    fn tutorial_cnn_has_keras_parameter_counts() {
+        assert_eq!(count(&ModelConfig::tutorial(), 87), 2_792_855);
+        let c256 = ModelConfig::Tutorial(TutorialCnnConfig { dense: 256, ..Default::default() });
+        assert_eq!(count(&c256, 87), 1_590_679);
+    }
+
+    #[test]
+    fn forward_shapes_in_both_precisions_and_layouts() {
+        tch::manual_seed(0);
+        for (cfg, s) in [
+            (ModelConfig::Tutorial(TutorialCnnConfig { input_size: 64, ..Default::default() }), 64),
+            (ModelConfig::Resnet(ResNetConfig { input_size: 64, ..Default::default() }), 64),
+        ] {
+            for precision in [Precision::F32, Precision::Bf16] {
+                let vs = nn::VarStore::new(Device::Cpu);
+                let net = Net::new(&vs.root(), &cfg, 5, precision).unwrap();
+                to_channels_last(&vs);
+                let x = channels_last(&Tensor::randn([2, 3, s, s], (Kind::Float, Device::Cpu)));
+                let y = net.forward_t(&x, true);
+                assert_eq!(y.size(), [2, 5]);
+                assert_eq!(y.kind(), Kind::Float);
+            }
+        }
+    }
+
+    #[test]
+    fn bad_configs_are_refused() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let bad =
+            ModelConfig::Resnet(ResNetConfig { widths: vec![8], blocks: vec![1, 1], ..Default::default() });
+        assert!(Net::new(&vs.root(), &bad, 5, Precision::F32).is_err());
+        assert!(Net::new(&vs.root(), &ModelConfig::tutorial(), 1, Precision::F32).is_err());
+    }
+}

@@ -1,0 +1,665 @@
+//! Training: configuration, the loop, checkpoints, resume, early stopping,
+//! history.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use gemstones_augment::{AugmentConfig, BatchAugmenter, ImageView, Normalize};
+use gemstones_dataset::{
+    ImageSet, PreprocessConfig, SmallClassPolicy, SplitRatios, derive_seed, stratified_split,
+};
+use rand::{Rng, SeedableRng};
+use rand_distr::{Beta, Distribution};
+use rand_pcg::Pcg64Mcg;
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, ModuleT};
+use tch::{Device, Kind, Reduction, Tensor};
+
+use crate::error::{Error, Result};
+use crate::loader::{Loader, LoaderPlan, batches_per_epoch};
+use crate::modeldir::{ModelDir, ModelSpec, SPEC_FORMAT, load_weights, read_json, save_weights, write_json};
+use crate::nets::{ModelConfig, Net, Precision, channels_last, to_channels_last, trainable_parameters};
+use crate::optim::{Adam, OptimizerConfig, OptimizerKind, Schedule};
+
+/// Stop training early on validation loss.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EarlyStopping {
+    /// Epochs without improvement before stopping.
+    pub patience: usize,
+    /// Smallest decrease that counts as an improvement.
+    pub min_delta: f64,
+}
+
+/// How to train.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainConfig {
+    /// Passes over the training images.
+    pub epochs: usize,
+    /// Images per step (the tutorial's 32).
+    pub batch_size: usize,
+    /// Base learning rate.
+    pub lr: f64,
+    /// Adam or AdamW and their settings.
+    pub optimizer: OptimizerConfig,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Label smoothing of the cross-entropy (0: none).
+    pub label_smoothing: f64,
+    /// Clip the global gradient norm to this.
+    pub grad_clip: Option<f64>,
+    /// Stop when validation loss stops improving.
+    pub early_stopping: Option<EarlyStopping>,
+    /// Mixup with this Beta(alpha, alpha) parameter.
+    pub mixup: Option<f64>,
+    /// Training augmentation.
+    pub augment: AugmentConfig,
+    /// Input normalisation.
+    pub normalize: Normalize,
+    /// Fraction of the images held out, stratified, for validation (the
+    /// tutorial's 0.2).
+    pub val_fraction: f64,
+    /// Seed of the split, the data order, the augmentation, the initial
+    /// weights and dropout.
+    pub seed: u64,
+    /// f32 or bf16 compute.
+    pub precision: Precision,
+    /// libtorch threads (default: libtorch's choice, one per core).
+    pub threads: Option<usize>,
+    /// Threads augmenting the next batches.
+    pub augment_threads: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self::tutorial()
+    }
+}
+
+impl TrainConfig {
+    /// The tutorial: Adam at 1e-3, constant, batch 32, its augmentation,
+    /// 20 % validation, plain cross-entropy.
+    pub fn tutorial() -> Self {
+        Self {
+            epochs: 40,
+            batch_size: 32,
+            lr: 1e-3,
+            optimizer: OptimizerConfig::default(),
+            schedule: Schedule::Constant,
+            label_smoothing: 0.0,
+            grad_clip: None,
+            early_stopping: None,
+            mixup: None,
+            augment: AugmentConfig::tutorial(),
+            normalize: Normalize::default(),
+            val_fraction: 0.2,
+            seed: 1337,
+            precision: Precision::Bf16,
+            threads: None,
+            augment_threads: 1,
+        }
+    }
+
+    /// What the residual network is trained with: AdamW with weight decay,
+    /// one-cycle, label smoothing, gradient clipping, stronger augmentation.
+    pub fn strong() -> Self {
+        Self {
+            epochs: 60,
+            batch_size: 32,
+            lr: 3e-3,
+            optimizer: OptimizerConfig {
+                kind: OptimizerKind::AdamW,
+                weight_decay: 0.05,
+                eps: 1e-8,
+                ..OptimizerConfig::default()
+            },
+            schedule: Schedule::one_cycle(),
+            label_smoothing: 0.1,
+            grad_clip: Some(5.0),
+            augment: AugmentConfig::strong(),
+            normalize: Normalize::imagenet(),
+            ..Self::tutorial()
+        }
+    }
+
+    /// Check the values are usable.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |reason: String| Err(Error::InvalidConfig { reason });
+        if self.epochs == 0 || self.batch_size < 2 {
+            return bad("epochs must be >= 1 and batch_size >= 2".into());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad(format!("lr must be > 0, got {}", self.lr));
+        }
+        if !(0.0..0.9).contains(&self.val_fraction) {
+            return bad(format!("val_fraction must be within 0..0.9, got {}", self.val_fraction));
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return bad("label_smoothing must be within 0..1".into());
+        }
+        if self.mixup.is_some_and(|a| !(a > 0.0 && a.is_finite())) {
+            return bad("mixup alpha must be > 0".into());
+        }
+        self.augment.validate()?;
+        self.normalize.validate()?;
+        Ok(())
+    }
+}
+
+/// Metrics of one epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Mean training loss (with augmentation, label smoothing, mixup).
+    pub train_loss: f64,
+    /// Training accuracy.
+    pub train_acc: f64,
+    /// Validation loss (plain cross-entropy), if there is a validation set.
+    pub val_loss: Option<f64>,
+    /// Validation top-1 accuracy.
+    pub val_top1: Option<f64>,
+    /// Validation top-5 accuracy.
+    pub val_top5: Option<f64>,
+    /// Learning rate at the end of the epoch.
+    pub lr: f64,
+    /// Wall time of the epoch, validation included.
+    pub seconds: f64,
+    /// Training images per second over the epoch.
+    pub images_per_sec: f64,
+    /// Fraction of the epoch's training time spent waiting for data.
+    pub data_wait: f64,
+}
+
+/// Why training stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// All epochs ran.
+    Completed,
+    /// Validation loss stopped improving.
+    EarlyStopped,
+    /// The stop flag was raised (Ctrl-C); the checkpoint is resumable.
+    Interrupted,
+}
+
+/// What a training run did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainReport {
+    /// One entry per epoch, including epochs of earlier runs when resumed.
+    pub history: Vec<EpochStats>,
+    /// Epoch (from 1) with the lowest validation loss, whose weights are in
+    /// `best.safetensors`.
+    pub best_epoch: usize,
+    /// Its validation top-1 accuracy.
+    pub best_val_top1: Option<f64>,
+    /// Why it stopped.
+    pub stop: StopReason,
+    /// Training and validation image counts.
+    pub images: (usize, usize),
+    /// Trainable parameters.
+    pub parameters: i64,
+    /// Whether it continued an earlier run.
+    pub resumed: bool,
+    /// Wall time of this run, in seconds.
+    pub seconds: f64,
+    /// The model directory.
+    pub model_dir: PathBuf,
+}
+
+/// A flag that asks a running training to stop after the current step
+/// (wire it to Ctrl-C); the run saves a resumable checkpoint and returns.
+#[derive(Debug, Clone, Default)]
+pub struct StopFlag(Arc<AtomicBool>);
+
+impl StopFlag {
+    /// A lowered flag.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Raise it.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether it was raised.
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Progress inside an epoch, saved with a mid-epoch checkpoint.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Running {
+    loss_sum: f64,
+    correct: f64,
+    seen: usize,
+    wait: f64,
+    busy: f64,
+}
+
+/// Saved with every checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TrainState {
+    /// Epoch in progress (0-based) and the next batch in it.
+    epoch: usize,
+    batch: usize,
+    running: Running,
+    best_val_loss: f64,
+    best_epoch: usize,
+    bad_epochs: usize,
+    history: Vec<EpochStats>,
+    config: TrainConfig,
+    train_images: Vec<usize>,
+}
+
+type EpochCallback<'a> = Box<dyn FnMut(&EpochStats) + 'a>;
+
+/// Trains a [`ModelConfig`] on an [`ImageSet`] into a model directory.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use gemstones_model::{ModelConfig, TrainConfig, Trainer};
+/// # fn set() -> gemstones_dataset::ImageSet { unimplemented!() }
+/// let report = Trainer::new(ModelConfig::tutorial(), TrainConfig::tutorial())?
+///     .run(Arc::new(set()), &gemstones_dataset::PreprocessConfig::default(), "model".as_ref())?;
+/// println!("best epoch {} ({:?} top-1)", report.best_epoch, report.best_val_top1);
+/// # Ok::<(), gemstones_model::Error>(())
+/// ```
+pub struct Trainer<'a> {
+    model: ModelConfig,
+    cfg: TrainConfig,
+    resume: bool,
+    stop: StopFlag,
+    on_epoch: Option<EpochCallback<'a>>,
+    progress: bool,
+}
+
+impl<'a> Trainer<'a> {
+    /// A trainer for this network and configuration.
+    pub fn new(model: ModelConfig, cfg: TrainConfig) -> Result<Self> {
+        model.validate()?;
+        cfg.validate()?;
+        Ok(Self { model, cfg, resume: true, stop: StopFlag::new(), on_epoch: None, progress: true })
+    }
+
+    /// Continue from the directory's last checkpoint if there is one
+    /// (default true). With `false`, a directory that holds a checkpoint is
+    /// an error rather than being overwritten.
+    pub fn resume(mut self, resume: bool) -> Self {
+        self.resume = resume;
+        self
+    }
+
+    /// The flag that stops the run cleanly.
+    pub fn stop_flag(mut self, flag: StopFlag) -> Self {
+        self.stop = flag;
+        self
+    }
+
+    /// Called after every epoch.
+    pub fn on_epoch(mut self, f: impl FnMut(&EpochStats) + 'a) -> Self {
+        self.on_epoch = Some(Box::new(f));
+        self
+    }
+
+    /// Show a progress bar on a terminal (default true; never drawn when
+    /// stderr is not a terminal).
+    pub fn progress(mut self, show: bool) -> Self {
+        self.progress = show;
+        self
+    }
+
+    /// Train on `set` (preprocessed with `preprocess`, recorded so
+    /// prediction repeats it) into `dir`.
+    pub fn run(
+        mut self,
+        set: Arc<ImageSet>,
+        preprocess: &PreprocessConfig,
+        dir: &Path,
+    ) -> Result<TrainReport> {
+        let started = Instant::now();
+        crate::device::tune_malloc();
+        if let Some(t) = self.cfg.threads {
+            tch::set_num_threads(t as i32);
+        }
+        let cfg = self.cfg.clone();
+        let mdir = ModelDir::new(dir);
+        let classes = set.classes.len();
+        let spec = ModelSpec {
+            format: SPEC_FORMAT,
+            model: self.model.clone(),
+            precision: cfg.precision,
+            preprocess: *preprocess,
+            normalize: cfg.normalize,
+            classes: set.classes.names().to_vec(),
+            augment: cfg.augment.clone(),
+        };
+        let resume_from = mdir.resumable();
+        if let Some(ckpt) = &resume_from {
+            if !self.resume {
+                return Err(Error::BadModel {
+                    path: ckpt.clone(),
+                    reason: "holds a checkpoint; resume it or train into another directory".into(),
+                });
+            }
+            let old = mdir.read_spec()?;
+            if old.model != spec.model || old.classes != spec.classes || old.preprocess != spec.preprocess {
+                return Err(Error::BadModel {
+                    path: mdir.spec_path(),
+                    reason: "the checkpoint is of another model, class list or preprocessing; train into another directory".into(),
+                });
+            }
+        }
+        mdir.write_spec(&spec)?;
+
+        let (train_idx, val_idx) = split_indices(&set, &cfg)?;
+        if train_idx.len() < 2 {
+            return Err(Error::InvalidConfig { reason: format!("only {} training images", train_idx.len()) });
+        }
+
+        tch::manual_seed(derive_seed(cfg.seed, 0x1a1) as i64);
+        let device = Device::Cpu;
+        let mut vs = nn::VarStore::new(device);
+        let net = Net::new(&vs.root(), &self.model, classes, cfg.precision)?;
+        let parameters = trainable_parameters(&vs);
+        let mut opt = Adam::new(&vs, cfg.optimizer);
+        let mut state = TrainState {
+            epoch: 0,
+            batch: 0,
+            running: Running::default(),
+            best_val_loss: f64::INFINITY,
+            best_epoch: 0,
+            bad_epochs: 0,
+            history: Vec::new(),
+            config: cfg.clone(),
+            train_images: train_idx.clone(),
+        };
+        if let Some(ckpt) = &resume_from {
+            load_weights(&mut vs, &ckpt.join("weights.safetensors"))?;
+            opt.load(&ckpt.join("optimizer.safetensors"))?;
+            state = read_json(&ckpt.join("state.json"))?;
+            if state.train_images != train_idx {
+                return Err(Error::BadModel {
+                    path: ckpt.clone(),
+                    reason: "checkpoint was made with another split of the data".into(),
+                });
+            }
+        }
+        to_channels_last(&vs);
+        let resumed = resume_from.is_some();
+
+        let size = self.model.input_size();
+        let val = ValSet::new(&set, &val_idx, size, &cfg.normalize)?;
+        let nb = batches_per_epoch(train_idx.len(), cfg.batch_size);
+        let total_steps = nb * cfg.epochs;
+        let augmenter = BatchAugmenter::new(cfg.augment.clone(), derive_seed(cfg.seed, 0xa06), size, size)?;
+        let img_len = augmenter.image_len();
+        let mut stop = StopReason::Completed;
+        if state.epoch >= cfg.epochs || early_stopped(&cfg, &state) {
+            stop = if state.epoch >= cfg.epochs { StopReason::Completed } else { StopReason::EarlyStopped };
+        } else {
+            let mut loader = Loader::spawn(LoaderPlan {
+                set: set.clone(),
+                train: Arc::new(train_idx.clone()),
+                augmenter,
+                normalize: cfg.normalize,
+                batch_size: cfg.batch_size,
+                seed: cfg.seed,
+                start: (state.epoch, state.batch),
+                end_epoch: cfg.epochs,
+                threads: cfg.augment_threads,
+                prefetch: 2,
+            })?;
+            let bar = self.progress_bar(nb as u64);
+            let mut epoch_start = Instant::now();
+            bar.set_position(state.batch as u64);
+            loop {
+                let wait_start = Instant::now();
+                let Some(batch) = loader.next() else { break };
+                let batch = batch?;
+                let busy_start = Instant::now();
+                state.running.wait += (busy_start - wait_start).as_secs_f64();
+                let step = batch.epoch * nb + batch.index;
+                let lr = cfg.schedule.lr(cfg.lr, step, total_steps);
+                let (loss, correct) = train_step(&net, &mut opt, &cfg, &batch, size, lr, step)?;
+                if !loss.is_finite() {
+                    return Err(Error::NonFiniteLoss { epoch: batch.epoch + 1, batch: batch.index, loss });
+                }
+                state.running.loss_sum += loss * batch.n as f64;
+                state.running.correct += correct;
+                state.running.seen += batch.n;
+                state.running.busy += busy_start.elapsed().as_secs_f64();
+                state.batch = batch.index + 1;
+                let (epoch, n) = (batch.epoch, batch.n);
+                loader.recycle(batch.x);
+                bar.inc(1);
+                bar.set_message(format!(
+                    "epoch {}/{} loss {:.3} acc {:.3}",
+                    epoch + 1,
+                    cfg.epochs,
+                    state.running.loss_sum / state.running.seen.max(1) as f64,
+                    state.running.correct / state.running.seen.max(1) as f64
+                ));
+                let _ = n;
+                if state.batch == nb {
+                    // End of epoch: validate, record, checkpoint.
+                    let (val_loss, top1, top5) = val.evaluate(&net, img_len)?;
+                    let train_time = state.running.wait + state.running.busy;
+                    let stats = EpochStats {
+                        epoch: epoch + 1,
+                        train_loss: state.running.loss_sum / state.running.seen.max(1) as f64,
+                        train_acc: state.running.correct / state.running.seen.max(1) as f64,
+                        val_loss,
+                        val_top1: top1,
+                        val_top5: top5,
+                        lr,
+                        seconds: epoch_start.elapsed().as_secs_f64(),
+                        images_per_sec: state.running.seen as f64 / train_time.max(1e-9),
+                        data_wait: state.running.wait / train_time.max(1e-9),
+                    };
+                    epoch_start = Instant::now();
+                    state.epoch = epoch + 1;
+                    state.batch = 0;
+                    state.running = Running::default();
+                    let monitored = val_loss.unwrap_or(stats.train_loss);
+                    let min_delta = cfg.early_stopping.map_or(0.0, |e| e.min_delta);
+                    if monitored < state.best_val_loss - min_delta {
+                        state.best_val_loss = monitored;
+                        state.best_epoch = stats.epoch;
+                        state.bad_epochs = 0;
+                        save_weights(&vs, &mdir.best_path())?;
+                    } else {
+                        state.bad_epochs += 1;
+                    }
+                    state.history.push(stats.clone());
+                    self.checkpoint(&mdir, &vs, &opt, &state)?;
+                    if let Some(f) = self.on_epoch.as_mut() {
+                        f(&stats);
+                    }
+                    bar.set_position(0);
+                    if early_stopped(&cfg, &state) {
+                        stop = StopReason::EarlyStopped;
+                        break;
+                    }
+                }
+                if self.stop.is_stopped() {
+                    stop = StopReason::Interrupted;
+                    self.checkpoint(&mdir, &vs, &opt, &state)?;
+                    break;
+                }
+            }
+            bar.finish_and_clear();
+        }
+        let best_val_top1 =
+            state.history.iter().find(|h| h.epoch == state.best_epoch).and_then(|h| h.val_top1);
+        Ok(TrainReport {
+            history: state.history,
+            best_epoch: state.best_epoch,
+            best_val_top1,
+            stop,
+            images: (train_idx.len(), val_idx.len()),
+            parameters,
+            resumed,
+            seconds: started.elapsed().as_secs_f64(),
+            model_dir: dir.to_path_buf(),
+        })
+    }
+
+    fn checkpoint(&self, mdir: &ModelDir, vs: &nn::VarStore, opt: &Adam, state: &TrainState) -> Result<()> {
+        mdir.replace_last(|d| {
+            save_weights(vs, &d.join("weights.safetensors"))?;
+            opt.save(&d.join("optimizer.safetensors"))?;
+            write_json(&d.join("state.json"), state)
+        })?;
+        crate::report::write_history(mdir, &state.history)
+    }
+
+    fn progress_bar(&self, len: u64) -> indicatif::ProgressBar {
+        if !self.progress {
+            return indicatif::ProgressBar::hidden();
+        }
+        let bar = indicatif::ProgressBar::new(len);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} batches {msg} [{elapsed_precise}]")
+        {
+            bar.set_style(style);
+        }
+        bar
+    }
+}
+
+/// The training and validation images of `set` under `cfg`: a stratified
+/// split by `cfg.val_fraction`, seeded by `cfg.seed` (the one [`Trainer`]
+/// uses, so an evaluation can find the validation images again).
+pub fn split_indices(set: &ImageSet, cfg: &TrainConfig) -> Result<(Vec<usize>, Vec<usize>)> {
+    if cfg.val_fraction <= 0.0 {
+        return Ok(((0..set.len()).collect(), Vec::new()));
+    }
+    let labels: Vec<usize> = set.labels.iter().map(|&l| l as usize).collect();
+    let ratios = SplitRatios::train_val(1.0 - cfg.val_fraction)?;
+    let split = stratified_split(&labels, &ratios, cfg.seed, SmallClassPolicy::Warn)?;
+    let mut it = split.splits.into_iter();
+    Ok((it.next().unwrap_or_default(), it.next().unwrap_or_default()))
+}
+
+fn early_stopped(cfg: &TrainConfig, state: &TrainState) -> bool {
+    cfg.early_stopping.is_some_and(|e| state.bad_epochs > e.patience)
+}
+
+/// One optimisation step; returns the batch's mean loss and the number of
+/// correct predictions (mixup: weighted by lambda).
+fn train_step(
+    net: &Net,
+    opt: &mut Adam,
+    cfg: &TrainConfig,
+    batch: &crate::loader::Batch,
+    size: u32,
+    lr: f64,
+    step: usize,
+) -> Result<(f64, f64)> {
+    let s = i64::from(size);
+    let n = batch.n as i64;
+    let x = Tensor::f_from_slice(&batch.x)?.f_view([n, s, s, 3])?.f_permute([0, 3, 1, 2])?;
+    let y = Tensor::f_from_slice(&batch.y)?;
+    // Dropout masks and mixup from (seed, step): a resumed run repeats them.
+    tch::manual_seed(derive_seed(cfg.seed, 0xd0 + step as u64) as i64);
+    let ce = |logits: &Tensor, target: &Tensor| {
+        logits.f_cross_entropy_loss::<Tensor>(target, None, Reduction::Mean, -100, cfg.label_smoothing)
+    };
+    let (loss, correct) = if let Some(alpha) = cfg.mixup {
+        let mut rng = Pcg64Mcg::seed_from_u64(derive_seed(cfg.seed, 0x3170 + step as u64));
+        let lam = Beta::new(alpha, alpha).map_or(1.0, |b| b.sample(&mut rng));
+        let mut perm: Vec<i64> = (0..n).collect();
+        for i in (1..perm.len()).rev() {
+            perm.swap(i, rng.random_range(0..=i));
+        }
+        let perm = Tensor::f_from_slice(&perm)?;
+        let x2 = x.f_index_select(0, &perm)?;
+        let xm = channels_last(&(&x * lam + &x2 * (1.0 - lam)));
+        let y2 = y.f_index_select(0, &perm)?;
+        let logits = net.forward_t(&xm, true);
+        let loss = ce(&logits, &y)? * lam + ce(&logits, &y2)? * (1.0 - lam);
+        let pred = logits.argmax(-1, false);
+        let c = f64::try_from(pred.eq_tensor(&y).to_kind(Kind::Float).sum(Kind::Float))? * lam
+            + f64::try_from(pred.eq_tensor(&y2).to_kind(Kind::Float).sum(Kind::Float))? * (1.0 - lam);
+        (loss, c)
+    } else {
+        let logits = net.forward_t(&x, true);
+        let loss = ce(&logits, &y)?;
+        let c = f64::try_from(logits.argmax(-1, false).eq_tensor(&y).to_kind(Kind::Float).sum(Kind::Float))?;
+        (loss, c)
+    };
+    let value = f64::try_from(&loss)?;
+    if !value.is_finite() {
+        return Ok((value, correct));
+    }
+    opt.zero_grad();
+    loss.f_backward()?;
+    if let Some(max) = cfg.grad_clip {
+        opt.clip_grad_norm(max);
+    }
+    opt.step(lr);
+    Ok((value, correct))
+}
+
+/// The validation images, resized and normalised once.
+struct ValSet {
+    x: Vec<f32>,
+    y: Vec<i64>,
+    size: i64,
+}
+
+impl ValSet {
+    fn new(set: &ImageSet, idx: &[usize], size: u32, norm: &Normalize) -> Result<Self> {
+        let aug = BatchAugmenter::new(AugmentConfig::identity(), 0, size, size)?;
+        let views: std::result::Result<Vec<ImageView<'_>>, _> =
+            idx.iter().map(|&i| ImageView::new(set.image(i), set.size, set.size)).collect();
+        let keys: Vec<u64> = idx.iter().map(|&i| i as u64).collect();
+        let mut x = vec![0f32; idx.len() * aug.image_len()];
+        aug.batch_f32_nhwc(&views?, &keys, 0, norm, &mut x, None)?;
+        Ok(Self { x, y: idx.iter().map(|&i| i64::from(set.labels[i])).collect(), size: i64::from(size) })
+    }
+
+    /// Mean loss, top-1 and top-5 accuracy (None without a validation set).
+    fn evaluate(&self, net: &Net, img_len: usize) -> Result<(Option<f64>, Option<f64>, Option<f64>)> {
+        if self.y.is_empty() {
+            return Ok((None, None, None));
+        }
+        let logits = logits_of(net, &self.x, img_len, self.size)?;
+        let y = Tensor::f_from_slice(&self.y)?;
+        let loss =
+            f64::try_from(logits.f_cross_entropy_loss::<Tensor>(&y, None, Reduction::Mean, -100, 0.0)?)?;
+        let (top1, top5) = topk_accuracy(&logits, &y)?;
+        Ok((Some(loss), Some(top1), Some(top5)))
+    }
+}
+
+/// Logits of many channels-last images, in chunks, without gradients.
+pub(crate) fn logits_of(net: &Net, x: &[f32], img_len: usize, size: i64) -> Result<Tensor> {
+    let n = x.len() / img_len;
+    tch::no_grad(|| {
+        let mut outs = Vec::new();
+        for start in (0..n).step_by(64) {
+            let end = (start + 64).min(n);
+            let t = Tensor::f_from_slice(&x[start * img_len..end * img_len])?
+                .f_view([(end - start) as i64, size, size, 3])?
+                .f_permute([0, 3, 1, 2])?;
+            outs.push(net.forward_t(&t, false));
+        }
+        Ok(Tensor::f_cat(&outs, 0)?)
+    })
+}
+
+/// Top-1 and top-5 accuracy of logits against labels.
+pub(crate) fn topk_accuracy(logits: &Tensor, y: &Tensor) -> Result<(f64, f64)> {
+    let n = y.size()[0] as f64;
+    let k = logits.size()[1].min(5);
+    let (_, top) = logits.f_topk(k, -1, true, true)?;
+    let hits = top.f_eq_tensor(&y.f_unsqueeze(1)?)?;
+    let top1 = f64::try_from(hits.f_narrow(1, 0, 1)?.to_kind(Kind::Float).sum(Kind::Float))? / n;
+    let top5 = f64::try_from(hits.to_kind(Kind::Float).sum(Kind::Float))? / n;
+    Ok((top1, top5))
+}

@@ -1,0 +1,156 @@
+//! Train a gem classifier from a folder of class folders into a model
+//! directory: preprocessing cache, stratified validation split,
+//! augmentation, checkpoints (resumable; Ctrl-C stops cleanly), history and
+//! curves, and an evaluation of the best weights on the validation images.
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use gemstones::cli::{Preset, init_logging, prepare, stop_on_ctrl_c};
+use gemstones::model::{Classifier, ModelConfig, Precision, Trainer, evaluate, split_indices};
+
+#[derive(Parser, Debug)]
+#[command(about = "Train a gem classifier from a folder of class folders")]
+struct Args {
+    /// Folder of class folders (`<Class Name>/*.jpg`).
+    #[arg(long)]
+    photos: PathBuf,
+    /// Model directory to write (resumed if it holds a checkpoint).
+    #[arg(long, default_value = "runs/model")]
+    out: PathBuf,
+    /// Preset: the tutorial's CNN and recipe, or the stronger ResNet.
+    #[arg(long, value_enum, default_value_t = Preset::Tutorial)]
+    preset: Preset,
+    /// Epochs (default: the preset's).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Batch size (default: the preset's, 32).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Base learning rate (default: the preset's).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Network input side in pixels (default: the preset's).
+    #[arg(long)]
+    input_size: Option<u32>,
+    /// Side of the cached, preprocessed images (default: the preset's).
+    #[arg(long)]
+    image_size: Option<u32>,
+    /// Validation fraction held out, stratified (default 0.2).
+    #[arg(long)]
+    val_fraction: Option<f64>,
+    /// Seed of the split, data order, augmentation and weights.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Compute precision: bf16 (fast on CPUs with AVX512-BF16) or f32.
+    #[arg(long, value_parser = ["bf16", "f32"])]
+    precision: Option<String>,
+    /// libtorch threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Where the preprocessing cache goes (default: `<out>/../<folder name>-<size>.cache`).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Start over instead of resuming a checkpoint in --out (refused if one exists).
+    #[arg(long)]
+    no_resume: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    init_logging();
+    let a = Args::parse();
+    let (mut model, mut train, mut pre) = a.preset.configs();
+    if let Some(s) = a.input_size {
+        match &mut model {
+            ModelConfig::Tutorial(c) => c.input_size = s,
+            ModelConfig::Resnet(c) => c.input_size = s,
+        }
+    }
+    if let Some(s) = a.image_size {
+        pre.size = s;
+    }
+    train.epochs = a.epochs.unwrap_or(train.epochs);
+    train.batch_size = a.batch_size.unwrap_or(train.batch_size);
+    train.lr = a.lr.unwrap_or(train.lr);
+    train.val_fraction = a.val_fraction.unwrap_or(train.val_fraction);
+    train.seed = a.seed.unwrap_or(train.seed);
+    train.threads = a.threads.or(train.threads);
+    if let Some(p) = a.precision.as_deref() {
+        train.precision = if p == "f32" { Precision::F32 } else { Precision::Bf16 };
+    }
+    let name =
+        a.photos.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "photos".into());
+    let cache = a.cache.clone().unwrap_or_else(|| {
+        a.out.parent().unwrap_or(&a.out).join(format!("{}-{}.cache", name.replace(' ', "_"), pre.size))
+    });
+    let (prepared, outcome) =
+        prepare(&a.photos, &pre, &cache).with_context(|| format!("preparing {}", a.photos.display()))?;
+    println!(
+        "dataset: {} images of {} classes ({}x{}; cache {:?}: {})",
+        prepared.set.len(),
+        prepared.set.classes.len(),
+        pre.size,
+        pre.size,
+        outcome,
+        cache.display()
+    );
+    for p in prepared.problems.iter().take(10) {
+        println!("  skipped {p}");
+    }
+    let set = Arc::new(prepared.set);
+    println!(
+        "model: {} ({}x{} input), {} epochs, batch {}, lr {}, {:?}",
+        model.name(),
+        model.input_size(),
+        model.input_size(),
+        train.epochs,
+        train.batch_size,
+        train.lr,
+        train.precision
+    );
+    let report = Trainer::new(model, train.clone())?
+        .resume(!a.no_resume)
+        .stop_flag(stop_on_ctrl_c())
+        .on_epoch(|e| {
+            println!(
+                "epoch {:3}  loss {:.4} acc {:.3} | val loss {} top1 {} top5 {} | lr {:.2e} | {:.1}s, {:.1} img/s, data wait {:.1}%",
+                e.epoch,
+                e.train_loss,
+                e.train_acc,
+                e.val_loss.map_or("-".into(), |v| format!("{v:.4}")),
+                e.val_top1.map_or("-".into(), |v| format!("{v:.3}")),
+                e.val_top5.map_or("-".into(), |v| format!("{v:.3}")),
+                e.lr,
+                e.seconds,
+                e.images_per_sec,
+                100.0 * e.data_wait
+            )
+        })
+        .run(set.clone(), &pre, &a.out)?;
+    println!(
+        "{:?} after {} epochs in {:.0} s ({} parameters); best epoch {} (val top-1 {})",
+        report.stop,
+        report.history.len(),
+        report.seconds,
+        report.parameters,
+        report.best_epoch,
+        report.best_val_top1.map_or("-".into(), |v| format!("{:.3}", v))
+    );
+    let (_, val) = split_indices(&set, &train)?;
+    if !val.is_empty() {
+        let clf = Classifier::load(&a.out)?;
+        let eval = evaluate(&clf, &set, Some(&val))?;
+        let files = eval.write(&a.out.join("validation"), &set, 48)?;
+        println!(
+            "validation ({} images, best weights): top-1 {:.3}, top-5 {:.3}, macro F1 {:.3}; {}",
+            eval.images,
+            eval.top1,
+            eval.top5,
+            eval.macro_f1,
+            files.metrics.display()
+        );
+    }
+    println!("model directory: {}", a.out.display());
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! Helpers the example programs share: presets, progress bars, Ctrl-C,
+//! cache building, logging.
+use std::path::Path;
+
+use clap::ValueEnum;
+use gemstones_dataset::{CacheOutcome, PreprocessConfig, Preprocessed};
+use gemstones_model::{ModelConfig, ResNetConfig, StopFlag, TrainConfig, TutorialCnnConfig};
+
+/// Model and training presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Preset {
+    /// The tutorial: its CNN at 220x220 (dense 512), Adam 1e-3, its
+    /// augmentation.
+    Tutorial,
+    /// The stronger residual network at 128x128: AdamW, one-cycle, label
+    /// smoothing, stronger augmentation.
+    Resnet,
+}
+
+impl Preset {
+    /// The network, training settings and preprocessing of this preset.
+    pub fn configs(self) -> (ModelConfig, TrainConfig, PreprocessConfig) {
+        match self {
+            Self::Tutorial => (
+                ModelConfig::Tutorial(TutorialCnnConfig::default()),
+                TrainConfig::tutorial(),
+                PreprocessConfig::default(),
+            ),
+            Self::Resnet => (
+                ModelConfig::Resnet(ResNetConfig::default()),
+                TrainConfig::strong(),
+                // Cached a little larger than the network's input, so random
+                // crops still hold detail.
+                PreprocessConfig { size: 160, ..PreprocessConfig::default() },
+            ),
+        }
+    }
+}
+
+/// Log to stderr through `tracing`, filtered by `RUST_LOG` (default
+/// `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// A stop flag raised by Ctrl-C (the first press; a second one kills).
+pub fn stop_on_ctrl_c() -> StopFlag {
+    let flag = StopFlag::new();
+    let f = flag.clone();
+    let _ = ctrlc::set_handler(move || {
+        if f.is_stopped() {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after this step (Ctrl-C again to kill)...");
+        f.stop();
+    });
+    flag
+}
+
+/// A progress bar on stderr; invisible when stderr is not a terminal.
+pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+        "{what:>12} {{bar:30}} {{pos}}/{{len}} [{{elapsed_precise}}]"
+    )) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Load or build the preprocessed cache of a folder of class folders, with
+/// a progress bar.
+pub fn prepare(
+    folder: &Path,
+    cfg: &PreprocessConfig,
+    cache: &Path,
+) -> gemstones_dataset::Result<(Preprocessed, CacheOutcome)> {
+    let scanned = gemstones_dataset::scan(folder)?;
+    let bar = progress(scanned.files.len() as u64, "preprocess");
+    let out = gemstones_dataset::load_or_build(&scanned, cfg, cache, &|n| bar.inc(n));
+    bar.finish_and_clear();
+    out
+}
