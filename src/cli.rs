@@ -7,7 +7,8 @@ use gemstones_dataset::{CacheOutcome, PreprocessConfig, Preprocessed};
 use gemstones_model::{ModelConfig, ResNetConfig, StopFlag, TrainConfig, TutorialCnnConfig};
 
 /// Model and training presets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Preset {
     /// The tutorial: its CNN at 220x220 (dense 512), Adam 1e-3, its
     /// augmentation.

@@ -9,7 +9,14 @@
 //! - [`model`]: batches -> CNNs on libtorch, training, evaluation, prediction.
 #![deny(missing_docs)]
 
+// README's code blocks compile and run as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub mod cli;
+pub mod report;
+pub mod workflow;
 
 pub use gemstones_augment as augment;
 pub use gemstones_dataset as dataset;

@@ -1,1 +1,3 @@
 //! Integration tests across the crates, one binary with topic modules.
+mod model_flow;
+mod workflow;

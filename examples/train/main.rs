@@ -55,6 +55,9 @@ struct Args {
     /// Start over instead of resuming a checkpoint in --out (refused if one exists).
     #[arg(long)]
     no_resume: bool,
+    /// Evaluate with test-time augmentation (average with the mirror image).
+    #[arg(long)]
+    tta: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -139,12 +142,13 @@ fn main() -> anyhow::Result<()> {
     );
     let (_, val) = split_indices(&set, &train)?;
     if !val.is_empty() {
-        let clf = Classifier::load(&a.out)?;
+        let clf = Classifier::load(&a.out)?.with_tta(a.tta);
         let eval = evaluate(&clf, &set, Some(&val))?;
         let files = eval.write(&a.out.join("validation"), &set, 48)?;
         println!(
-            "validation ({} images, best weights): top-1 {:.3}, top-5 {:.3}, macro F1 {:.3}; {}",
+            "validation ({} images, best weights{}): top-1 {:.3}, top-5 {:.3}, macro F1 {:.3}; {}",
             eval.images,
+            if a.tta { ", mirror TTA" } else { "" },
             eval.top1,
             eval.top5,
             eval.macro_f1,

@@ -11,7 +11,8 @@
 //! - `/robots.txt`: everything allowed.
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Path as UrlPath, State};
@@ -26,9 +27,13 @@ struct Catalogue {
     classes: Vec<(String, Vec<PathBuf>)>,
 }
 
+/// Requests a demo site received: when, and which path.
+pub type RequestLog = Arc<Mutex<Vec<(Instant, String)>>>;
+
 /// A running demo site; stops when dropped.
 pub struct DemoSite {
     addr: SocketAddr,
+    log: RequestLog,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -37,6 +42,12 @@ impl DemoSite {
     /// Serve `folder` (class folders of images) on a free loopback port, on
     /// a thread of its own.
     pub fn start(folder: &Path) -> Result<Self> {
+        Self::start_with_latency(folder, Duration::ZERO)
+    }
+
+    /// Like [`DemoSite::start`], answering every request only after
+    /// `latency` (a stand-in for a distant server, for benchmarks).
+    pub fn start_with_latency(folder: &Path, latency: Duration) -> Result<Self> {
         let mut classes = Vec::new();
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(folder)
             .at(folder)?
@@ -64,6 +75,22 @@ impl DemoSite {
             .route("/gemstone/{page}", get(class_page))
             .route("/GemStoneImages/{class}/{file}", get(image))
             .with_state(state);
+        let log: RequestLog = Arc::default();
+        let seen = log.clone();
+        let app = app.layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let seen = seen.clone();
+                async move {
+                    if let Ok(mut l) = seen.lock() {
+                        l.push((Instant::now(), req.uri().path().to_string()));
+                    }
+                    if !latency.is_zero() {
+                        tokio::time::sleep(latency).await;
+                    }
+                    next.run(req).await
+                }
+            },
+        ));
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").at("127.0.0.1:0")?;
         std_listener.set_nonblocking(true).at("127.0.0.1:0")?;
         let addr = std_listener.local_addr().at("127.0.0.1:0")?;
@@ -84,7 +111,7 @@ impl DemoSite {
                 });
             })
             .map_err(|source| Error::Io { path: folder.to_path_buf(), source })?;
-        Ok(Self { addr, shutdown: Some(tx), thread: Some(thread) })
+        Ok(Self { addr, log, shutdown: Some(tx), thread: Some(thread) })
     }
 
     /// The class list's URL (the profile's start URL).
@@ -96,6 +123,18 @@ impl DemoSite {
     /// The server's address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Every request so far: arrival time and path.
+    pub fn requests(&self) -> Vec<(Instant, String)> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Forget the requests so far.
+    pub fn clear_requests(&self) {
+        if let Ok(mut l) = self.log.lock() {
+            l.clear();
+        }
     }
 }
 

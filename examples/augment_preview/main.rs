@@ -1,0 +1,38 @@
+//! The tutorial's figure: one photograph and six augmented versions.
+use std::path::PathBuf;
+
+use clap::Parser;
+use gemstones::augment::{AugmentConfig, ImageView, preview};
+use gemstones::dataset::{PreprocessConfig, Preprocessor};
+
+#[derive(Parser, Debug)]
+#[command(about = "Write a PNG of an image and N augmented versions of it")]
+struct Args {
+    /// The photograph (preprocessed first: gem crop, resize).
+    image: PathBuf,
+    /// The PNG to write.
+    #[arg(long, default_value = "augment_preview.png")]
+    out: PathBuf,
+    /// tutorial (Keras' ImageDataGenerator as in the tutorial) or strong.
+    #[arg(long, value_parser = ["tutorial", "strong"], default_value = "tutorial")]
+    preset: String,
+    /// Augmented versions.
+    #[arg(long, default_value_t = 6)]
+    n: usize,
+    /// Side of the preprocessed image.
+    #[arg(long, default_value_t = 220)]
+    size: u32,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    let mut pp = Preprocessor::new(PreprocessConfig { size: a.size, ..PreprocessConfig::default() })?;
+    let img = pp.process_file(&a.image).map_err(|p| anyhow::anyhow!("{p}"))?;
+    let cfg = if a.preset == "strong" { AugmentConfig::strong() } else { AugmentConfig::tutorial() };
+    preview(ImageView::from_rgb(&img)?, &cfg, a.seed, a.n, &a.out)?;
+    println!("{}", a.out.display());
+    Ok(())
+}

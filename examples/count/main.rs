@@ -1,0 +1,40 @@
+//! Count folders and files like the tutorial's tree report, and images per
+//! class per split.
+use std::path::PathBuf;
+
+use clap::Parser;
+use gemstones::dataset::{ClassTable, count_tree, scan};
+
+#[derive(Parser, Debug)]
+#[command(about = "Count folders and files (tree report and per-class table)")]
+struct Args {
+    /// A folder (for example one holding train/ and test/).
+    root: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    let tree = count_tree(&a.root)?;
+    // Per-class table over the sub-folders that are themselves class folders.
+    let mut splits = Vec::new();
+    for child in &tree.children {
+        if !child.children.is_empty() && child.files == 0 {
+            splits.push((child.name.clone(), scan(a.root.join(&child.name))?));
+        }
+    }
+    if splits.is_empty() {
+        splits.push((tree.name.clone(), scan(&a.root)?));
+    }
+    let refs: Vec<(&str, &gemstones::dataset::ImageFolder)> =
+        splits.iter().map(|(n, f)| (n.as_str(), f)).collect();
+    let table = ClassTable::new(&refs);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "tree": tree, "classes": table }))?);
+    } else {
+        print!("{}\n{}", tree.to_text(), table.to_text());
+    }
+    Ok(())
+}

@@ -1,0 +1,60 @@
+//! Evaluate a trained model on a folder of class folders: top-1, top-5,
+//! per-class precision/recall/F1, confusion matrix, misclassified gallery.
+use std::path::PathBuf;
+
+use clap::Parser;
+use gemstones::model::{Classifier, evaluate};
+
+#[derive(Parser, Debug)]
+#[command(about = "Evaluate a model directory on a test folder")]
+struct Args {
+    /// Model directory (from the train or workflow example).
+    #[arg(long)]
+    model: PathBuf,
+    /// Folder of class folders to evaluate on.
+    #[arg(long)]
+    photos: PathBuf,
+    /// Output folder for metrics.json, CSVs and PNGs.
+    #[arg(long, default_value = "eval")]
+    out: PathBuf,
+    /// Average with the mirror image (test-time augmentation).
+    #[arg(long)]
+    tta: bool,
+    /// Misclassified images shown in the gallery.
+    #[arg(long, default_value_t = 48)]
+    gallery: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    gemstones::cli::init_logging();
+    let a = Args::parse();
+    let clf = Classifier::load(&a.model)?.with_tta(a.tta);
+    // The images are preprocessed exactly as the model's training images were.
+    let cache = a.out.join(format!("images-{}.cache", clf.spec().preprocess.size));
+    let (pre, _) = gemstones::cli::prepare(&a.photos, &clf.spec().preprocess, &cache)?;
+    for p in &pre.problems {
+        println!("skipped {p}");
+    }
+    let e = evaluate(&clf, &pre.set, None)?;
+    let files = e.write(&a.out, &pre.set, a.gallery)?;
+    println!(
+        "{} images: top-1 {:.3}, top-5 {:.3}, macro F1 {:.3}, loss {:.3}",
+        e.images, e.top1, e.top5, e.macro_f1, e.loss
+    );
+    for m in e.misclassified.iter().take(10) {
+        println!(
+            "  {}: {} predicted as {} ({:.0} %)",
+            m.file.display(),
+            m.true_class,
+            m.predicted,
+            100.0 * m.confidence
+        );
+    }
+    println!(
+        "wrote {}, {}, {}",
+        files.metrics.display(),
+        files.confusion_png.display(),
+        files.misclassified_png.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! Scrape a static catalogue site (minerals.net by default, or a profile
+//! file) into `out/<Class>/`, with a provenance manifest; resumable.
+use std::path::PathBuf;
+
+use clap::Parser;
+use gemstones::scrape::{ScrapeConfig, Scraper, SiteProfile, SourceKind};
+
+#[derive(Parser, Debug)]
+#[command(about = "Scrape gem photographs from a static catalogue site")]
+struct Args {
+    /// Built-in profile (`minerals-net`) or a profile file (.toml or .json).
+    #[arg(long, default_value = "minerals-net")]
+    profile: String,
+    /// Start URL (overrides the profile's, e.g. a mirror).
+    #[arg(long)]
+    start_url: Option<url::Url>,
+    /// Output folder: `<out>/<Class>/<file>` and `<out>/manifest.jsonl`.
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
+    /// Requests per second per host.
+    #[arg(long, default_value_t = 1.0)]
+    rps: f64,
+    /// Downloads in flight.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// At most this many classes.
+    #[arg(long)]
+    max_classes: Option<usize>,
+    /// At most this many images per class.
+    #[arg(long)]
+    max_per_class: Option<usize>,
+    /// User-Agent (also matched against robots.txt).
+    #[arg(long)]
+    user_agent: Option<String>,
+    /// Ignore robots.txt (only for sites you own).
+    #[arg(long)]
+    ignore_robots: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    gemstones::cli::init_logging();
+    let a = Args::parse();
+    let mut profile =
+        SiteProfile::builtin(&a.profile).map_or_else(|| SiteProfile::load(a.profile.as_ref()), Ok)?;
+    anyhow::ensure!(
+        profile.source == SourceKind::Static,
+        "{} renders with JavaScript: use the fetch_dynamic example",
+        profile.name
+    );
+    if let Some(u) = a.start_url {
+        profile.start_url = u;
+    }
+    let mut cfg = ScrapeConfig {
+        max_classes: a.max_classes,
+        max_images_per_class: a.max_per_class,
+        ..ScrapeConfig::default()
+    };
+    cfg.fetch.per_host_rps = a.rps;
+    cfg.fetch.concurrency = a.concurrency;
+    cfg.fetch.obey_robots = !a.ignore_robots;
+    if let Some(ua) = a.user_agent {
+        cfg.fetch.user_agent = ua;
+    }
+    let scraper = Scraper::new(profile, cfg)?;
+    let flag = scraper.stop_flag();
+    ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst))?;
+    let s = scraper.run_blocking(&a.out)?;
+    println!("{}", serde_json::to_string_pretty(&s)?);
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! Predict the class of one image, several, or every image in a folder.
+use std::path::PathBuf;
+
+use clap::Parser;
+use gemstones::model::Classifier;
+
+#[derive(Parser, Debug)]
+#[command(about = "Top-k gem classes of images, as a table or JSON")]
+struct Args {
+    /// Model directory.
+    #[arg(long)]
+    model: PathBuf,
+    /// Image files or folders (searched recursively).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Classes to show per image.
+    #[arg(long, short, default_value_t = 3)]
+    k: usize,
+    /// Average with the mirror image (test-time augmentation).
+    #[arg(long)]
+    tta: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn collect(p: &PathBuf, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if p.is_dir() {
+        let mut entries: Vec<PathBuf> =
+            std::fs::read_dir(p)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        entries.sort();
+        for e in entries {
+            if !e.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+                collect(&e, out)?;
+            }
+        }
+    } else {
+        out.push(p.clone());
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    let clf = Classifier::load(&a.model)?.with_tta(a.tta);
+    let mut files = Vec::new();
+    for i in &a.inputs {
+        collect(i, &mut files)?;
+    }
+    let results = clf.predict_files(&files, a.k);
+    if a.json {
+        let v: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(p, r)| match r {
+                Ok(preds) => serde_json::json!({ "file": p, "predictions": preds }),
+                Err(e) => serde_json::json!({ "file": p, "error": e.to_string() }),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for (p, r) in &results {
+            match r {
+                Ok(preds) => {
+                    let top: Vec<String> =
+                        preds.iter().map(|x| format!("{} {:.1} %", x.class, 100.0 * x.probability)).collect();
+                    println!("{}\t{}", p.display(), top.join("\t"));
+                }
+                Err(e) => println!("{}\terror: {e}", p.display()),
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,39 @@
+//! Rename every file of a folder of class folders to
+//! `<class>_<n>.<ext>`, safely (dry run by default).
+use std::path::PathBuf;
+
+use clap::Parser;
+use gemstones::dataset::{RenameConfig, plan_rename, rename, resume_rename, scan};
+
+#[derive(Parser, Debug)]
+#[command(about = "Rename files to <class name lower-cased>_<n>.<ext lower-cased>, never overwriting")]
+struct Args {
+    /// Folder of class folders.
+    root: PathBuf,
+    /// Carry out the plan (without this, only print it).
+    #[arg(long)]
+    apply: bool,
+    /// Renumber every file 0..n in name order (the tutorial's way) instead
+    /// of keeping names that already follow the pattern.
+    #[arg(long)]
+    compact: bool,
+    /// First number.
+    #[arg(long, default_value_t = 0)]
+    start: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    let cfg = RenameConfig { compact: a.compact, start: a.start };
+    if let Some(n) = resume_rename(&a.root)? {
+        println!("finished an interrupted rename of {n} files");
+    }
+    if a.apply {
+        let s = rename(&a.root, &cfg)?;
+        println!("renamed {} files, {} already named", s.renamed, s.kept);
+    } else {
+        print!("{}", plan_rename(&scan(&a.root)?, &cfg)?.describe());
+        println!("(dry run: add --apply to rename)");
+    }
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! Split a folder of class folders into train/test (the tutorial's 0.9/0.1)
+//! or train/val/test folders, stratified and seeded.
+use std::path::PathBuf;
+
+use clap::Parser;
+use gemstones::dataset::{SmallClassPolicy, SplitConfig, SplitRatios, TransferMode, scan, split_folder};
+
+#[derive(Parser, Debug)]
+#[command(about = "Split class folders into train/val/test folders, stratified and seeded")]
+struct Args {
+    /// Folder of class folders.
+    input: PathBuf,
+    /// Output folder (gets one folder per split, classes.json, split.json).
+    output: PathBuf,
+    /// Ratios: two (train, test) or three (train, val, test), summing to 1.
+    #[arg(long, num_args = 2..=3, default_values_t = [0.9, 0.1])]
+    ratio: Vec<f64>,
+    /// Seed (the tutorial's split_folders used 1337).
+    #[arg(long, default_value_t = 1337)]
+    seed: u64,
+    /// copy (default), move, or link (hard links).
+    #[arg(long, value_parser = ["copy", "move", "link"], default_value = "copy")]
+    mode: String,
+    /// Warn instead of failing when a class is too small for every split.
+    #[arg(long)]
+    allow_small: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    let ratios = match a.ratio[..] {
+        [t, s] => SplitRatios::new([("train", t), ("test", s)])?,
+        [t, v, s] => SplitRatios::train_val_test(t, v, s)?,
+        _ => anyhow::bail!("give two or three ratios"),
+    };
+    let cfg = SplitConfig {
+        ratios,
+        seed: a.seed,
+        mode: match a.mode.as_str() {
+            "move" => TransferMode::Move,
+            "link" => TransferMode::HardLink,
+            _ => TransferMode::Copy,
+        },
+        small_class: if a.allow_small { SmallClassPolicy::Warn } else { SmallClassPolicy::Error },
+    };
+    let r = split_folder(&scan(&a.input)?, &a.output, &cfg)?;
+    for (name, files) in &r.files {
+        println!("{name}: {} files", files.len());
+    }
+    for w in &r.warnings {
+        println!("warning: {w}");
+    }
+    println!("{} already in place; record: {}", r.already_present, a.output.join("split.json").display());
+    Ok(())
+}

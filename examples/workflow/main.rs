@@ -1,0 +1,112 @@
+//! The whole tutorial in one run: photographs (a synthetic catalogue served
+//! and scraped on loopback by default; `--photos DIR` or `--site` for real
+//! ones) -> verify, rename, split, count -> preprocess, cache, augmentation
+//! preview -> train -> evaluate and predict -> `report.html`.
+//!
+//! Run it again with the same `--run-dir` to resume after Ctrl-C.
+use std::path::PathBuf;
+
+use clap::Parser;
+use gemstones::cli::{Preset, init_logging, stop_on_ctrl_c};
+use gemstones::model::Precision;
+use gemstones::scrape::SiteProfile;
+use gemstones::workflow::{PhotoSource, WorkflowConfig, run};
+
+#[derive(Parser, Debug)]
+#[command(about = "The whole gemstones workflow, from photographs to a report")]
+struct Args {
+    /// Run folder: everything is written here (reuse it to resume).
+    #[arg(long, default_value = "runs/demo")]
+    run_dir: PathBuf,
+    /// Start from a folder of class folders instead of the demo catalogue
+    /// (e.g. ../shared/datasets/gemstones/train). It is copied, never changed.
+    #[arg(long, conflicts_with = "site")]
+    photos: Option<PathBuf>,
+    /// Scrape a live site instead (needs internet): `minerals-net`,
+    /// `rasavgems` (with --webdriver), or a profile file (.toml/.json).
+    #[arg(long)]
+    site: Option<String>,
+    /// WebDriver URL for browser-rendered sites (chromedriver: http://localhost:9515).
+    #[arg(long)]
+    webdriver: Option<String>,
+    /// With --site: at most this many classes and images per class.
+    #[arg(long, num_args = 2, value_names = ["CLASSES", "PER_CLASS"])]
+    site_limit: Option<Vec<usize>>,
+    /// Requests per second per host when scraping.
+    #[arg(long, default_value_t = 1.0)]
+    rps: f64,
+    /// Demo catalogue: number of classes (2-8) and images per class.
+    #[arg(long, num_args = 2, value_names = ["CLASSES", "PER_CLASS"], default_values_t = [6, 50])]
+    demo: Vec<usize>,
+    /// Model and training preset.
+    #[arg(long, value_enum, default_value_t = Preset::Resnet)]
+    preset: Preset,
+    /// Epochs (default: 25 on the demo set, else the preset's).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Network input side in pixels (default: 96 on the demo set, else the preset's).
+    #[arg(long)]
+    size: Option<u32>,
+    /// Side of the preprocessed, cached images (default: a little above --size).
+    #[arg(long)]
+    image_size: Option<u32>,
+    /// Seed of the catalogue, split, augmentation and weights.
+    #[arg(long, default_value_t = 1337)]
+    seed: u64,
+    /// Train share of the train/test split (the tutorial's 0.9).
+    #[arg(long, default_value_t = 0.9)]
+    train_fraction: f64,
+    /// libtorch threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Compute precision.
+    #[arg(long, value_parser = ["bf16", "f32"], default_value = "bf16")]
+    precision: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    init_logging();
+    let a = Args::parse();
+    let mut cfg = WorkflowConfig::demo(&a.run_dir);
+    cfg.source = if let Some(dir) = &a.photos {
+        PhotoSource::Photos { dir: dir.clone() }
+    } else if let Some(site) = &a.site {
+        let profile = match SiteProfile::builtin(site) {
+            Some(p) => p,
+            None => SiteProfile::load(site.as_ref())?,
+        };
+        let limit = a.site_limit.clone().unwrap_or_default();
+        PhotoSource::Site {
+            profile: Box::new(profile),
+            webdriver: a.webdriver.clone(),
+            max_classes: limit.first().copied(),
+            max_per_class: limit.get(1).copied(),
+        }
+    } else {
+        PhotoSource::Demo { classes: a.demo[0], per_class: a.demo[1] }
+    };
+    if a.site.is_some() {
+        cfg.fetch.per_host_rps = a.rps;
+        cfg.fetch.concurrency = 4;
+    }
+    cfg.preset = a.preset;
+    cfg.epochs = a.epochs;
+    cfg.input_size = a.size;
+    cfg.image_size = a.image_size;
+    cfg.seed = a.seed;
+    cfg.train_fraction = a.train_fraction;
+    cfg.threads = a.threads;
+    cfg.precision = if a.precision == "f32" { Precision::F32 } else { Precision::Bf16 };
+    println!("gemstones workflow -> {}", a.run_dir.display());
+    let out = run(&cfg, stop_on_ctrl_c(), &mut |line| println!("{line}"))?;
+    println!(
+        "\ndone in {:.0} s: test top-1 {:.1} %, top-5 {:.1} % on {} images\nmodel:  {}\nreport: {}",
+        out.seconds,
+        100.0 * out.test_top1,
+        100.0 * out.test_top5,
+        out.test_images,
+        out.model_dir.display(),
+        out.report.display()
+    );
+    Ok(())
+}

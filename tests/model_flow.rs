@@ -1,0 +1,196 @@
+//! Training, checkpoints, resumption, interruption, NaN handling and
+//! prediction on a small synthetic set.
+use std::path::Path;
+use std::sync::Arc;
+
+use gemstones::augment::AugmentConfig;
+use gemstones::dataset::synth::{SynthConfig, write_synthetic_set};
+use gemstones::dataset::{ImageSet, PreprocessConfig, preprocess_folder, scan};
+use gemstones::model::*;
+
+fn tiny_set(dir: &Path) -> (Arc<ImageSet>, PreprocessConfig) {
+    let synth = SynthConfig {
+        per_class: 10,
+        min_size: 40,
+        max_size: 56,
+        classes: gemstones::dataset::synth::default_classes().into_iter().take(3).collect(),
+        ..SynthConfig::default()
+    };
+    write_synthetic_set(dir, &synth).unwrap();
+    let pre = PreprocessConfig { size: 36, ..PreprocessConfig::default() };
+    let p = preprocess_folder(&scan(dir).unwrap(), &pre, &|_| {}).unwrap();
+    assert!(p.problems.is_empty());
+    (Arc::new(p.set), pre)
+}
+
+fn tiny_model() -> ModelConfig {
+    ModelConfig::Resnet(ResNetConfig {
+        input_size: 32,
+        stem: vec![8, 8, 16],
+        widths: vec![16, 32],
+        blocks: vec![1, 1],
+        dropout: 0.1,
+    })
+}
+
+fn tiny_train(epochs: usize) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        batch_size: 8,
+        lr: 3e-3,
+        augment: AugmentConfig::tutorial(),
+        precision: Precision::F32,
+        threads: Some(1),
+        ..TrainConfig::strong()
+    }
+}
+
+fn weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
+    let mut t: Vec<(String, Vec<f32>)> = tch::Tensor::read_safetensors(dir.join("last/weights.safetensors"))
+        .unwrap()
+        .into_iter()
+        .map(|(n, t)| (n, Vec::<f32>::try_from(t.flatten(0, -1)).unwrap()))
+        .collect();
+    t.sort_by(|a, b| a.0.cmp(&b.0));
+    t
+}
+
+#[test]
+fn training_is_deterministic_resumable_and_interruptible() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (set, pre) = tiny_set(&tmp.path().join("photos"));
+    let full = tmp.path().join("full");
+    let r = Trainer::new(tiny_model(), tiny_train(3))
+        .unwrap()
+        .progress(false)
+        .run(set.clone(), &pre, &full)
+        .unwrap();
+    assert_eq!((r.stop, r.history.len(), r.images), (StopReason::Completed, 3, (24, 6)));
+    for f in [
+        "config.json",
+        "classes.json",
+        "best.safetensors",
+        "last/weights.safetensors",
+        "last/optimizer.safetensors",
+        "last/state.json",
+        "history.json",
+        "history.csv",
+        "curves.png",
+    ] {
+        assert!(full.join(f).is_file(), "{f}");
+    }
+    assert_eq!(image::open(full.join("curves.png")).unwrap().width(), 1200);
+
+    // Interrupted after the first epoch (the flag is raised from the epoch
+    // callback), then resumed: the same history and the same weights.
+    let part = tmp.path().join("part");
+    let flag = StopFlag::new();
+    let f = flag.clone();
+    let r1 = Trainer::new(tiny_model(), tiny_train(3))
+        .unwrap()
+        .progress(false)
+        .stop_flag(flag)
+        .on_epoch(move |_| f.stop())
+        .run(set.clone(), &pre, &part)
+        .unwrap();
+    assert_eq!((r1.stop, r1.history.len()), (StopReason::Interrupted, 1));
+    let r2 = Trainer::new(tiny_model(), tiny_train(3))
+        .unwrap()
+        .progress(false)
+        .run(set.clone(), &pre, &part)
+        .unwrap();
+    assert!(r2.resumed);
+    assert_eq!(r2.history.len(), 3);
+    let strip = |h: &[EpochStats]| {
+        h.iter().map(|e| (e.epoch, e.train_loss, e.train_acc, e.val_loss, e.val_top1)).collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&r2.history), strip(&r.history));
+    assert_eq!(weights(&part), weights(&full));
+
+    // Starting over in a directory with a checkpoint is refused, not done.
+    let err = Trainer::new(tiny_model(), tiny_train(3))
+        .unwrap()
+        .progress(false)
+        .resume(false)
+        .run(set.clone(), &pre, &part)
+        .unwrap_err();
+    assert!(err.to_string().contains("checkpoint"), "{err}");
+    // Another architecture in the same directory is refused too.
+    let other = ModelConfig::Resnet(ResNetConfig {
+        input_size: 32,
+        stem: vec![8, 8, 16],
+        widths: vec![24],
+        blocks: vec![1],
+        dropout: 0.1,
+    });
+    assert!(
+        Trainer::new(other, tiny_train(3)).unwrap().progress(false).run(set.clone(), &pre, &part).is_err()
+    );
+}
+
+#[test]
+fn a_loss_that_turns_nan_stops_with_the_last_good_checkpoint_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (set, pre) = tiny_set(&tmp.path().join("photos"));
+    let dir = tmp.path().join("model");
+    Trainer::new(tiny_model(), tiny_train(1)).unwrap().progress(false).run(set.clone(), &pre, &dir).unwrap();
+    let before = weights(&dir);
+    // Continue with an absurd learning rate: the weights blow up.
+    let wild = TrainConfig {
+        lr: 1e12,
+        schedule: Schedule::Constant,
+        grad_clip: None,
+        label_smoothing: 0.0,
+        ..tiny_train(4)
+    };
+    let err =
+        Trainer::new(tiny_model(), wild).unwrap().progress(false).run(set.clone(), &pre, &dir).unwrap_err();
+    assert!(matches!(err, Error::NonFiniteLoss { .. }), "{err}");
+    assert!(err.to_string().contains("last good checkpoint kept"));
+    assert_eq!(weights(&dir), before);
+    assert!(before.iter().all(|(_, v)| v.iter().all(|x| x.is_finite())));
+}
+
+#[test]
+fn a_model_directory_predicts_and_bad_ones_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    let (set, pre) = tiny_set(&photos);
+    let dir = tmp.path().join("model");
+    Trainer::new(tiny_model(), tiny_train(2)).unwrap().progress(false).run(set.clone(), &pre, &dir).unwrap();
+
+    // Moved to another place (another machine), it still loads.
+    let moved = tmp.path().join("elsewhere");
+    std::fs::rename(&dir, &moved).unwrap();
+    let clf = Classifier::load(&moved).unwrap().with_tta(true);
+    assert_eq!(clf.classes().names(), ["Emerald", "Ruby", "Sapphire"]);
+    let file = scan(&photos).unwrap().files[0].path.clone();
+    let preds = clf.predict_file(&file, 2).unwrap();
+    assert_eq!(preds.len(), 2);
+    assert!(preds[0].probability >= preds[1].probability);
+    let sum: f64 = clf.predict_file(&file, 3).unwrap().iter().map(|p| p.probability).sum();
+    assert!((sum - 1.0).abs() < 1e-4, "{sum}");
+    let batch = clf.predict_files(&[file.clone(), tmp.path().join("nope.jpg")], 1);
+    assert!(batch[0].1.is_ok() && batch[1].1.as_ref().unwrap_err().to_string().contains("nope.jpg"));
+    let eval = evaluate(&clf, &set, None).unwrap();
+    assert_eq!(eval.images, 30);
+    assert_eq!(eval.confusion.iter().flatten().sum::<u32>(), 30);
+    let files = eval.write(&tmp.path().join("eval"), &set, 12).unwrap();
+    let metrics: serde_json::Value = serde_json::from_slice(&std::fs::read(&files.metrics).unwrap()).unwrap();
+    assert_eq!(metrics["images"], 30);
+    assert!(image::open(&files.confusion_png).is_ok() && image::open(&files.misclassified_png).is_ok());
+
+    // Missing, corrupt and mismatched files give errors naming the file.
+    let e = Classifier::load(&tmp.path().join("nothing")).unwrap_err().to_string();
+    assert!(e.contains("config.json"), "{e}");
+    std::fs::write(moved.join("best.safetensors"), b"not safetensors").unwrap();
+    let e = Classifier::load(&moved).unwrap_err().to_string();
+    assert!(e.contains("best.safetensors"), "{e}");
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(moved.join("config.json")).unwrap()).unwrap();
+    spec["classes"].as_array_mut().unwrap().push("Opal".into());
+    std::fs::write(moved.join("config.json"), serde_json::to_vec(&spec).unwrap()).unwrap();
+    std::fs::remove_file(moved.join("best.safetensors")).unwrap();
+    let e = Classifier::load(&moved).unwrap_err().to_string();
+    assert!(e.contains("classes.json") || e.contains("shape"), "{e}");
+}

@@ -1,0 +1,77 @@
+//! The whole workflow at a tiny size: every artefact exists and parses.
+use gemstones::model::StopFlag;
+use gemstones::workflow::{PhotoSource, WorkflowConfig, run};
+
+#[test]
+fn the_whole_workflow_runs_end_to_end_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("run");
+    let mut cfg = WorkflowConfig::demo(&run_dir);
+    cfg.source = PhotoSource::Demo { classes: 3, per_class: 14 };
+    cfg.epochs = Some(1);
+    cfg.input_size = Some(40);
+    cfg.image_size = Some(48);
+    cfg.threads = Some(2);
+    cfg.progress = false;
+    let mut lines = Vec::new();
+    let out = run(&cfg, StopFlag::new(), &mut |l| lines.push(l.to_string())).unwrap();
+    assert!(lines.iter().any(|l| l.starts_with("scraped")), "{lines:#?}");
+
+    for f in [
+        "catalogue",
+        "photos/manifest.jsonl",
+        "data/train",
+        "data/test",
+        "data/split.json",
+        "data/classes.json",
+        "cache/train.cache",
+        "cache/test.cache",
+        "augment_preview.png",
+        "model/config.json",
+        "model/best.safetensors",
+        "model/history.csv",
+        "model/curves.png",
+        "eval/metrics.json",
+        "eval/per_class.csv",
+        "eval/confusion.csv",
+        "eval/confusion.png",
+        "eval/misclassified.csv",
+        "eval/misclassified.png",
+        "predictions.json",
+        "workflow.json",
+        "report.html",
+    ] {
+        assert!(run_dir.join(f).exists(), "missing {f}");
+    }
+    for png in ["augment_preview.png", "model/curves.png", "eval/confusion.png", "eval/misclassified.png"] {
+        image::open(run_dir.join(png)).unwrap_or_else(|e| panic!("{png}: {e}"));
+    }
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("eval/metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["images"].as_u64(), Some(out.test_images as u64));
+    // 10 % of 14 per class is 1.4: largest remainders give 13 train, 1 test.
+    assert_eq!(out.test_images, 3);
+    let history: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("model/history.json")).unwrap()).unwrap();
+    assert_eq!(history.as_array().unwrap().len(), 1);
+    let rows = gemstones::scrape::Manifest::read_rows(&run_dir.join("photos/manifest.jsonl")).unwrap();
+    assert_eq!(rows.len(), 42);
+    // Every picture the report shows exists.
+    let html = std::fs::read_to_string(&out.report).unwrap();
+    let srcs: Vec<&str> = html.split("src=\"").skip(1).map(|s| &s[..s.find('"').unwrap()]).collect();
+    assert!(srcs.len() >= 4);
+    for s in srcs {
+        assert!(run_dir.join(s).is_file(), "report shows missing {s}");
+    }
+
+    // Again with the same folder: everything is already done.
+    let mut again = Vec::new();
+    let out2 = run(&cfg, StopFlag::new(), &mut |l| again.push(l.to_string())).unwrap();
+    assert!(again.iter().any(|l| l.starts_with("photographs: already collected")), "{again:#?}");
+    assert!(again.iter().any(|l| l.contains("renamed 0 files")), "{again:#?}");
+    assert_eq!(out2.test_top1, out.test_top1);
+    // Other settings in the same folder are refused.
+    let other = WorkflowConfig { seed: 1, ..cfg };
+    let err = run(&other, StopFlag::new(), &mut |_| {}).unwrap_err().to_string();
+    assert!(err.contains("seed"), "{err}");
+}
