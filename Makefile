@@ -3,9 +3,9 @@
 # of download) and is quick the second time.
 .PHONY: run test libtorch
 
-# The main job (for now the smoke workflow; the full workflow lands with issue 7).
+# The main job: the full workflow on the built-in demo set (no internet).
 run: libtorch
-	cargo run --release --example smoke
+	cargo run --release --example workflow
 
 # The whole test suite.
 test: libtorch

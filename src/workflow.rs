@@ -88,12 +88,13 @@ pub struct WorkflowConfig {
 }
 
 impl WorkflowConfig {
-    /// The default: the demo catalogue (6 classes x 50 images), the ResNet
-    /// preset sized for a few minutes of CPU.
+    /// The default: the demo catalogue (8 classes x 40 images, among them
+    /// look-alikes such as ruby and red garnet), the ResNet preset sized for
+    /// a few minutes of CPU.
     pub fn demo(run_dir: impl Into<PathBuf>) -> Self {
         Self {
             run_dir: run_dir.into(),
-            source: PhotoSource::Demo { classes: 6, per_class: 50 },
+            source: PhotoSource::Demo { classes: 8, per_class: 40 },
             preset: Preset::Resnet,
             epochs: None,
             input_size: None,

@@ -129,6 +129,24 @@ fn training_is_deterministic_resumable_and_interruptible() {
 }
 
 #[test]
+fn early_stopping_stops_after_patience_epochs_without_improvement() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (set, pre) = tiny_set(&tmp.path().join("photos"));
+    // No later epoch can improve on the first by 100: with patience 2 the
+    // run stops after the second epoch without improvement (Keras' meaning).
+    let cfg = TrainConfig {
+        early_stopping: Some(EarlyStopping { patience: 2, min_delta: 100.0 }),
+        ..tiny_train(10)
+    };
+    let r = Trainer::new(tiny_model(), cfg)
+        .unwrap()
+        .progress(false)
+        .run(set, &pre, &tmp.path().join("m"))
+        .unwrap();
+    assert_eq!((r.stop, r.history.len(), r.best_epoch), (StopReason::EarlyStopped, 3, 1));
+}
+
+#[test]
 fn a_loss_that_turns_nan_stops_with_the_last_good_checkpoint_kept() {
     let tmp = tempfile::tempdir().unwrap();
     let (set, pre) = tiny_set(&tmp.path().join("photos"));

@@ -36,7 +36,7 @@ struct Args {
     #[arg(long, default_value_t = 1.0)]
     rps: f64,
     /// Demo catalogue: number of classes (2-8) and images per class.
-    #[arg(long, num_args = 2, value_names = ["CLASSES", "PER_CLASS"], default_values_t = [6, 50])]
+    #[arg(long, num_args = 2, value_names = ["CLASSES", "PER_CLASS"], default_values_t = [8, 40])]
     demo: Vec<usize>,
     /// Model and training preset.
     #[arg(long, value_enum, default_value_t = Preset::Resnet)]

@@ -35,3 +35,15 @@ pub fn tune_malloc() -> bool {
         false
     }
 }
+
+/// libtorch's random generator is one per process: initial weights and
+/// dropout masks come from it. A trainer seeds it and then draws from it
+/// while holding this lock, so two trainings in one process (tests run in
+/// parallel, a hyper-parameter sweep on threads) cannot interleave their
+/// draws and each stays reproducible from its seed.
+pub(crate) fn torch_rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A panic while holding it leaves no broken state behind: the next
+    // holder seeds the generator afresh.
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

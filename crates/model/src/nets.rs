@@ -311,6 +311,7 @@ pub struct Net {
     body: Body,
     precision: Precision,
     classes: i64,
+    device: tch::Device,
 }
 
 impl Net {
@@ -325,7 +326,7 @@ impl Net {
             ModelConfig::Tutorial(c) => Body::Tutorial(TutorialCnn::new(p, c, classes)),
             ModelConfig::Resnet(c) => Body::Resnet(ResNet::new(p, c, classes)),
         };
-        Ok(Self { body, precision, classes })
+        Ok(Self { body, precision, classes, device: p.device() })
     }
 
     /// Number of classes.
@@ -337,13 +338,19 @@ impl Net {
     pub fn precision(&self) -> Precision {
         self.precision
     }
+
+    /// The device the parameters live on (inputs are moved there).
+    pub fn device(&self) -> tch::Device {
+        self.device
+    }
 }
 
 impl ModuleT for Net {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let xs = xs.to_device(self.device);
         let x = match self.precision {
             Precision::Bf16 => xs.to_kind(Kind::BFloat16),
-            Precision::F32 => xs.shallow_clone(),
+            Precision::F32 => xs,
         };
         let y = match &self.body {
             Body::Tutorial(n) => n.forward(&x, train),

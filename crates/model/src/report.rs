@@ -93,6 +93,7 @@ pub fn plot_curves(history: &[EpochStats], path: &Path) -> Result<()> {
                 .map_err(|e| plot_err(path, e))?;
             chart
                 .configure_mesh()
+                .x_label_formatter(&|x| format!("{x:.0}"))
                 .x_desc("epoch")
                 .y_desc(name)
                 .label_style(("sans-serif", 13))

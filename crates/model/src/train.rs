@@ -25,7 +25,8 @@ use crate::optim::{Adam, OptimizerConfig, OptimizerKind, Schedule};
 /// Stop training early on validation loss.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EarlyStopping {
-    /// Epochs without improvement before stopping.
+    /// Epochs without improvement after which training stops (Keras'
+    /// meaning: 1 stops after the first epoch that does not improve).
     pub patience: usize,
     /// Smallest decrease that counts as an improvement.
     pub min_delta: f64,
@@ -360,10 +361,14 @@ impl<'a> Trainer<'a> {
             return Err(Error::InvalidConfig { reason: format!("only {} training images", train_idx.len()) });
         }
 
-        tch::manual_seed(derive_seed(cfg.seed, 0x1a1) as i64);
-        let device = Device::Cpu;
+        // CUDA when libtorch has it and a GPU is present, else the CPU.
+        let device = crate::device::best_device();
         let mut vs = nn::VarStore::new(device);
-        let net = Net::new(&vs.root(), &self.model, classes, cfg.precision)?;
+        let net = {
+            let _rng = crate::device::torch_rng_lock();
+            tch::manual_seed(derive_seed(cfg.seed, 0x1a1) as i64);
+            Net::new(&vs.root(), &self.model, classes, cfg.precision)?
+        };
         let parameters = trainable_parameters(&vs);
         let mut opt = Adam::new(&vs, cfg.optimizer);
         let mut state = TrainState {
@@ -546,7 +551,7 @@ pub fn split_indices(set: &ImageSet, cfg: &TrainConfig) -> Result<(Vec<usize>, V
 }
 
 fn early_stopped(cfg: &TrainConfig, state: &TrainState) -> bool {
-    cfg.early_stopping.is_some_and(|e| state.bad_epochs > e.patience)
+    cfg.early_stopping.is_some_and(|e| state.bad_epochs >= e.patience.max(1))
 }
 
 /// One optimisation step; returns the batch's mean loss and the number of
@@ -562,9 +567,14 @@ fn train_step(
 ) -> Result<(f64, f64)> {
     let s = i64::from(size);
     let n = batch.n as i64;
-    let x = Tensor::f_from_slice(&batch.x)?.f_view([n, s, s, 3])?.f_permute([0, 3, 1, 2])?;
-    let y = Tensor::f_from_slice(&batch.y)?;
+    let x = Tensor::f_from_slice(&batch.x)?
+        .f_view([n, s, s, 3])?
+        .f_permute([0, 3, 1, 2])?
+        .f_to_device(net.device())?;
+    let y = Tensor::f_from_slice(&batch.y)?.f_to_device(net.device())?;
     // Dropout masks and mixup from (seed, step): a resumed run repeats them.
+    // The generator is held until the forward pass has drawn its masks.
+    let rng_guard = crate::device::torch_rng_lock();
     tch::manual_seed(derive_seed(cfg.seed, 0xd0 + step as u64) as i64);
     let ce = |logits: &Tensor, target: &Tensor| {
         logits.f_cross_entropy_loss::<Tensor>(target, None, Reduction::Mean, -100, cfg.label_smoothing)
@@ -576,7 +586,7 @@ fn train_step(
         for i in (1..perm.len()).rev() {
             perm.swap(i, rng.random_range(0..=i));
         }
-        let perm = Tensor::f_from_slice(&perm)?;
+        let perm = Tensor::f_from_slice(&perm)?.f_to_device(net.device())?;
         let x2 = x.f_index_select(0, &perm)?;
         let xm = channels_last(&(&x * lam + &x2 * (1.0 - lam)));
         let y2 = y.f_index_select(0, &perm)?;
@@ -592,6 +602,7 @@ fn train_step(
         let c = f64::try_from(logits.argmax(-1, false).eq_tensor(&y).to_kind(Kind::Float).sum(Kind::Float))?;
         (loss, c)
     };
+    drop(rng_guard);
     let value = f64::try_from(&loss)?;
     if !value.is_finite() {
         return Ok((value, correct));
@@ -647,7 +658,7 @@ pub(crate) fn logits_of(net: &Net, x: &[f32], img_len: usize, size: i64) -> Resu
             let t = Tensor::f_from_slice(&x[start * img_len..end * img_len])?
                 .f_view([(end - start) as i64, size, size, 3])?
                 .f_permute([0, 3, 1, 2])?;
-            outs.push(net.forward_t(&t, false));
+            outs.push(net.forward_t(&t, false).f_to_device(Device::Cpu)?);
         }
         Ok(Tensor::f_cat(&outs, 0)?)
     })
