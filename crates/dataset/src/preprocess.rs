@@ -1,8 +1,9 @@
 //! Decode, convert to RGB, crop to the gem, resize: one image or a folder.
 use std::path::{Path, PathBuf};
 
-use fast_image_resize::images::{Image, ImageRef};
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::images::{TypedImage, TypedImageRef};
+use fast_image_resize::pixels::U8x3;
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::RgbImage;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -228,7 +229,7 @@ impl Preprocessor {
         let size = self.cfg.size;
         let opts = ResizeOptions::new().resize_alg(self.cfg.filter.alg());
         let Some(c) = self.cfg.crop else {
-            let src = ImageRef::new(w, h, rgb.as_raw(), PixelType::U8x3).map_err(resize_err)?;
+            let src = TypedImageRef::<U8x3>::from_buffer(w, h, rgb.as_raw()).map_err(resize_err)?;
             self.fit_into(&src, [0.0, 0.0, f64::from(w), f64::from(h)], out)?;
             return Ok(None);
         };
@@ -246,16 +247,18 @@ impl Preprocessor {
             let [x0, y0, x1, y1] = found.unwrap_or([0.0, 0.0, d, d]);
             let detect = std::mem::take(&mut self.detect);
             let result = (|| {
-                let src = ImageRef::new(c.detect_size, c.detect_size, &detect, PixelType::U8x3)
+                let src = TypedImageRef::<U8x3>::from_buffer(c.detect_size, c.detect_size, &detect)
                     .map_err(resize_err)?;
-                let mut dst = Image::from_slice_u8(size, size, out, PixelType::U8x3).map_err(resize_err)?;
-                self.resizer.resize(&src, &mut dst, &opts.crop(x0, y0, x1 - x0, y1 - y0)).map_err(resize_err)
+                let mut dst = TypedImage::<U8x3>::from_buffer(size, size, out).map_err(resize_err)?;
+                self.resizer
+                    .resize_typed(&src, &mut dst, &opts.crop(x0, y0, x1 - x0, y1 - y0))
+                    .map_err(resize_err)
             })();
             self.detect = detect;
             result?;
         } else {
             let [l, t, cw, ch] = crop.unwrap_or([0, 0, w, h]);
-            let src = ImageRef::new(w, h, rgb.as_raw(), PixelType::U8x3).map_err(resize_err)?;
+            let src = TypedImageRef::<U8x3>::from_buffer(w, h, rgb.as_raw()).map_err(resize_err)?;
             self.fit_into(&src, [l.into(), t.into(), cw.into(), ch.into()], out)?;
         }
         Ok(crop)
@@ -263,19 +266,24 @@ impl Preprocessor {
 
     /// Resize the `[left, top, width, height]` box of `src` into `out` by
     /// the configured fit.
-    fn fit_into(&mut self, src: &ImageRef<'_>, [cl, ct, cw, ch]: [f64; 4], out: &mut [u8]) -> Result<()> {
+    fn fit_into(
+        &mut self,
+        src: &TypedImageRef<'_, U8x3>,
+        [cl, ct, cw, ch]: [f64; 4],
+        out: &mut [u8],
+    ) -> Result<()> {
         let size = self.cfg.size;
         let opts = ResizeOptions::new().resize_alg(self.cfg.filter.alg());
         match self.cfg.fit {
             Fit::Squash => {
-                let mut dst = Image::from_slice_u8(size, size, out, PixelType::U8x3).map_err(resize_err)?;
-                self.resizer.resize(src, &mut dst, &opts.crop(cl, ct, cw, ch)).map_err(resize_err)?;
+                let mut dst = TypedImage::<U8x3>::from_buffer(size, size, out).map_err(resize_err)?;
+                self.resizer.resize_typed(src, &mut dst, &opts.crop(cl, ct, cw, ch)).map_err(resize_err)?;
             }
             Fit::CenterCrop => {
                 let side = cw.min(ch);
                 let (l, t) = (cl + (cw - side) / 2.0, ct + (ch - side) / 2.0);
-                let mut dst = Image::from_slice_u8(size, size, out, PixelType::U8x3).map_err(resize_err)?;
-                self.resizer.resize(src, &mut dst, &opts.crop(l, t, side, side)).map_err(resize_err)?;
+                let mut dst = TypedImage::<U8x3>::from_buffer(size, size, out).map_err(resize_err)?;
+                self.resizer.resize_typed(src, &mut dst, &opts.crop(l, t, side, side)).map_err(resize_err)?;
             }
             Fit::Pad => {
                 let scale = f64::from(size) / cw.max(ch);
@@ -283,8 +291,8 @@ impl Preprocessor {
                 let dh = ((ch * scale).round() as u32).clamp(1, size);
                 self.pad.resize(dw as usize * dh as usize * 3, 0);
                 let pad = &mut self.pad[..dw as usize * dh as usize * 3];
-                let mut dst = Image::from_slice_u8(dw, dh, pad, PixelType::U8x3).map_err(resize_err)?;
-                self.resizer.resize(src, &mut dst, &opts.crop(cl, ct, cw, ch)).map_err(resize_err)?;
+                let mut dst = TypedImage::<U8x3>::from_buffer(dw, dh, pad).map_err(resize_err)?;
+                self.resizer.resize_typed(src, &mut dst, &opts.crop(cl, ct, cw, ch)).map_err(resize_err)?;
                 out.fill(255);
                 let (ox, oy) = (((size - dw) / 2) as usize, ((size - dh) / 2) as usize);
                 let row = dw as usize * 3;
@@ -304,8 +312,8 @@ impl Preprocessor {
         let d = c.detect_size;
         // Fully overwritten by the resize: no need to clear.
         self.detect.resize(d as usize * d as usize * 3, 0);
-        let src = ImageRef::new(w, h, rgb.as_raw(), PixelType::U8x3).map_err(resize_err)?;
-        let mut dst = Image::from_slice_u8(d, d, &mut self.detect, PixelType::U8x3).map_err(resize_err)?;
+        let src = TypedImageRef::<U8x3>::from_buffer(w, h, rgb.as_raw()).map_err(resize_err)?;
+        let mut dst = TypedImage::<U8x3>::from_buffer(d, d, &mut self.detect).map_err(resize_err)?;
         let shrink = (f64::from(w) / f64::from(d)).max(f64::from(h) / f64::from(d));
         let alg = if shrink > 2.0 {
             ResizeAlg::Convolution(FilterType::Bilinear)
@@ -313,7 +321,9 @@ impl Preprocessor {
             // OpenCV's INTER_LINEAR, as the tutorial's cv2.resize before Canny.
             ResizeAlg::Interpolation(FilterType::Bilinear)
         };
-        self.resizer.resize(&src, &mut dst, &ResizeOptions::new().resize_alg(alg)).map_err(resize_err)?;
+        self.resizer
+            .resize_typed(&src, &mut dst, &ResizeOptions::new().resize_alg(alg))
+            .map_err(resize_err)?;
         let du = d as usize;
         canny_into(&self.detect, du, du, 3, c.low, c.high, &mut self.canny, &mut self.edges);
         // The tutorial crops when count_nonzero(edges) > edges.size / 10000.

@@ -25,6 +25,19 @@ fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Plot { path: path.to_path_buf(), reason: e.to_string() }
 }
 
+/// Encode a drawn RGB canvas as PNG beside `path`, then rename it into
+/// place, so a reader never sees half a picture.
+fn save_png(pixels: Vec<u8>, (w, h): (u32, u32), path: &Path) -> Result<()> {
+    let img = image::RgbImage::from_raw(w, h, pixels)
+        .ok_or_else(|| plot_err(path, "canvas size does not match its buffer"))?;
+    let tmp = path.with_file_name(format!(
+        ".{}.partial.png",
+        path.file_stem().and_then(|s| s.to_str()).unwrap_or("plot")
+    ));
+    img.save_with_format(&tmp, image::ImageFormat::Png).map_err(|e| plot_err(path, e))?;
+    std::fs::rename(&tmp, path).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+}
+
 /// Write `history.json`, `history.csv` and `curves.png`.
 pub(crate) fn write_history(dir: &ModelDir, history: &[EpochStats]) -> Result<()> {
     write_json(&dir.history_json(), &history)?;
@@ -64,12 +77,10 @@ pub fn history_csv(history: &[EpochStats]) -> String {
 /// training against validation.
 pub fn plot_curves(history: &[EpochStats], path: &Path) -> Result<()> {
     register_font();
-    let tmp = path.with_file_name(format!(
-        ".{}.partial.png",
-        path.file_stem().and_then(|s| s.to_str()).unwrap_or("plot")
-    ));
+    let (w, h) = (1200, 460);
+    let mut pixels = vec![0u8; w as usize * h as usize * 3];
     {
-        let root = BitMapBackend::new(&tmp, (1200, 460)).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
         let (left, right) = root.split_horizontally(600);
         let n = history.len().max(2) as f64;
@@ -127,7 +138,7 @@ pub fn plot_curves(history: &[EpochStats], path: &Path) -> Result<()> {
         }
         root.present().map_err(|e| plot_err(path, e))?;
     }
-    std::fs::rename(&tmp, path).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+    save_png(pixels, (w, h), path)
 }
 
 /// A confusion-matrix heatmap: rows are true classes, columns predicted,
@@ -144,12 +155,10 @@ pub fn plot_confusion(classes: &[String], matrix: &[Vec<u32>], path: &Path) -> R
     };
     let label_w = 150u32;
     let side = label_w + (n as u32) * cell + 20;
-    let tmp = path.with_file_name(format!(
-        ".{}.partial.png",
-        path.file_stem().and_then(|s| s.to_str()).unwrap_or("plot")
-    ));
+    let (w, h) = (side + 30, side + 40);
+    let mut pixels = vec![0u8; w as usize * h as usize * 3];
     {
-        let root = BitMapBackend::new(&tmp, (side + 30, side + 40)).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
         let font_px = (cell as f64 * 0.85).clamp(9.0, 14.0);
         let style = ("sans-serif", font_px).into_font().color(&BLACK);
@@ -193,7 +202,7 @@ pub fn plot_confusion(classes: &[String], matrix: &[Vec<u32>], path: &Path) -> R
         }
         root.present().map_err(|e| plot_err(path, e))?;
     }
-    std::fs::rename(&tmp, path).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+    save_png(pixels, (w, h), path)
 }
 
 #[cfg(test)]
