@@ -181,13 +181,42 @@ pub(crate) fn warp_row(
         && avx2::usable(src.data.len(), (dr, dc))
         && (r0.abs().max(c0.abs()) + ow as i64 * dr.abs().max(dc.abs())) < (1 << 30)
     {
-        // Nearest fill is a clamp: one kernel for the whole row.
-        // SAFETY: `usable` checked AVX2 and i32 offsets; the coordinates of
-        // the whole row fit in i32 (checked above); the image is non-empty.
-        let done =
-            unsafe { avx2::run_clamped(src.data, (h as usize, (w * 3) as usize), (r0, c0), (dr, dc), out) };
-        for t in done..ow {
-            border(t, out);
+        // Nearest fill is a clamp: the clamping kernel on both sides of
+        // the interior, the cheaper interior kernel in between.
+        let dims = (h as usize, (w * 3) as usize);
+        let clamped = |from: usize, to: usize, out: &mut [u8]| {
+            let part = &mut out[from * 3..to * 3];
+            // SAFETY: `usable` checked AVX2 and i32 offsets; the coordinates
+            // of the whole row fit in i32 (checked above); the image is
+            // non-empty.
+            let done = unsafe {
+                avx2::run_clamped(
+                    src.data,
+                    dims,
+                    (r0 + from as i64 * dr, c0 + from as i64 * dc),
+                    (dr, dc),
+                    part,
+                )
+            };
+            for t in from + done..to {
+                border(t, out);
+            }
+        };
+        // Whole blocks of eight stay on the clamping side, so a row's
+        // bytes do not depend on where the interior starts.
+        let lo8 = lo.div_ceil(8) * 8;
+        if lo8 < hi && hi - lo8 >= 16 {
+            clamped(0, lo8, out);
+            interior(
+                src.data,
+                dims.1,
+                (r0 + lo8 as i64 * dr, c0 + lo8 as i64 * dc),
+                (dr, dc),
+                &mut out[lo8 * 3..hi * 3],
+            );
+            clamped(hi, ow, out);
+        } else {
+            clamped(0, ow, out);
         }
         return;
     }
@@ -339,7 +368,7 @@ mod avx2 {
         let (frac, half, w128) = (_mm256_set1_epi32(0xFFFF), _mm256_set1_epi32(256), _mm256_set1_epi32(128));
         let round = _mm256_set1_epi32(1 << 13);
         let w3v = _mm256_set1_epi32(w3 as i32);
-        let (zero, one, two) = (_mm256_setzero_si256(), _mm256_set1_epi32(1), _mm256_set1_epi32(2));
+        let (zero, one) = (_mm256_setzero_si256(), _mm256_set1_epi32(1));
         let rmax = _mm256_set1_epi32(h as i32 - 1);
         let cmax = _mm256_set1_epi32((w3 / 3) as i32 - 1);
         // (a_k, b_k) as a 16-bit pair per lane: byte k of A into byte 0 and
@@ -386,16 +415,40 @@ mod avx2 {
                     word(_mm256_add_epi32(rb, cb)),
                 )
             } else {
-                // Interior: the 2x2 block is contiguous; right-hand taps are
-                // read from one byte before and shifted.
+                // Interior: each row pair of the 2x2 block is six
+                // contiguous bytes, read as one 8-byte word per row (the
+                // lower row from two bytes earlier, so no read passes
+                // `idx + w3 + 6`). Sixteen plain loads are much cheaper than
+                // four 8-lane gathers on the CPUs measured.
                 let idx = _mm256_add_epi32(_mm256_mullo_epi32(ri, w3v), times3(ci));
-                let idxc = _mm256_add_epi32(idx, w3v);
-                (
-                    gather(idx),
-                    _mm256_srli_epi32::<8>(gather(_mm256_add_epi32(idx, two))),
-                    gather(idxc),
-                    _mm256_srli_epi32::<8>(gather(_mm256_add_epi32(idxc, two))),
-                )
+                let mut offs = [0i32; 8];
+                // SAFETY: `offs` holds eight i32; the store is unaligned.
+                unsafe { _mm256_storeu_si256(offs.as_mut_ptr() as *mut __m256i, idx) };
+                let word = |o: i32| {
+                    // SAFETY (caller): idx >= 0 and idx + w3 + 6 <= data.len()
+                    // for interior pixels, and w3 >= 3, so both 8-byte reads
+                    // (at idx and at idx + w3 - 2) lie within `data`.
+                    unsafe { std::ptr::read_unaligned(data.as_ptr().add(o as usize) as *const i64) }
+                };
+                let below = |o: i32| word(o + w3 as i32 - 2) >> 16;
+                let rows = |f: &dyn Fn(i32) -> i64| {
+                    // Pixels 0-3 and 4-7, one 8-byte word each.
+                    let lo = _mm256_set_epi64x(f(offs[3]), f(offs[2]), f(offs[1]), f(offs[0]));
+                    let hi = _mm256_set_epi64x(f(offs[7]), f(offs[6]), f(offs[5]), f(offs[4]));
+                    // Per 128-bit half: [left p, left p+1, right p, right p+1].
+                    let split = _mm256_setr_epi8(
+                        0, 1, 2, 3, 8, 9, 10, 11, 3, 4, 5, 6, 11, 12, 13, 14, 0, 1, 2, 3, 8, 9, 10, 11, 3, 4,
+                        5, 6, 11, 12, 13, 14,
+                    );
+                    let (lo, hi) = (_mm256_shuffle_epi8(lo, split), _mm256_shuffle_epi8(hi, split));
+                    // Pixel order 0 1 4 5 | 2 3 6 7, then back to 0..7.
+                    let left = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_unpacklo_epi64(lo, hi));
+                    let right = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_unpackhi_epi64(lo, hi));
+                    (left, right)
+                };
+                let (a, b) = rows(&word);
+                let (cc, d) = rows(&below);
+                (a, b, cc, d)
             };
             let channel = |(pa, pb): (__m256i, __m256i)| {
                 let ab = _mm256_or_si256(_mm256_shuffle_epi8(a, pa), _mm256_shuffle_epi8(b, pb));

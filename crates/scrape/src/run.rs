@@ -95,6 +95,9 @@ pub struct Scraper {
     stop: Arc<AtomicBool>,
 }
 
+/// A download's outcome.
+type FetchResult = std::result::Result<crate::fetch::Fetched, FetchFailure>;
+
 struct Job {
     class: String,
     page: Url,
@@ -184,12 +187,22 @@ impl Scraper {
         }
         summary.classes = classes.len();
 
+        // Class pages are read concurrently when the source allows it (the
+        // rate limit still applies), and used in page order.
+        let page_concurrency = if source.concurrent() { self.cfg.fetch.concurrency.max(1) } else { 1 };
+        let wait_for = self.profile.wait_for.as_deref();
+        let mut pages = futures::stream::iter(&classes)
+            .map(|class| async move {
+                if self.stop.load(Ordering::SeqCst) {
+                    return None;
+                }
+                Some((class, source.html(&class.url, wait_for).await))
+            })
+            .buffered(page_concurrency);
         let mut jobs = Vec::new();
-        for class in &classes {
-            if self.stop.load(Ordering::SeqCst) {
-                break;
-            }
-            let html = match source.html(&class.url, self.profile.wait_for.as_deref()).await {
+        while let Some(page) = pages.next().await {
+            let Some((class, html)) = page else { continue };
+            let html = match html {
                 Ok(h) => h,
                 Err(e) => {
                     summary.page_errors.push(e.to_string());
@@ -210,6 +223,7 @@ impl Scraper {
                 image,
             }));
         }
+        drop(pages);
         summary.images_found = jobs.len();
 
         let bar = if self.cfg.progress {
@@ -235,7 +249,7 @@ impl Scraper {
         // order, so which of two identical images is kept, and the file
         // names, do not depend on timing (a resumed run ends with the same
         // tree as an uninterrupted one).
-        let mut results = futures::stream::iter(jobs)
+        let results = futures::stream::iter(jobs)
             .map(|(job, manifest_done)| {
                 let (saved, bar) = (&saved, &bar);
                 async move {
@@ -252,33 +266,71 @@ impl Scraper {
                 }
             })
             .buffered(self.cfg.fetch.concurrency.max(1));
-        while let Some((job, done, fetched)) = results.next().await {
-            if done {
-                summary.already_done += 1;
-                continue;
-            }
-            let Some(fetched) = fetched else { continue };
-            if saved.load(Ordering::SeqCst) >= limit {
-                continue;
-            }
-            let row = self.commit(out, job, fetched, &manifest).await?;
-            manifest.append(&row)?;
-            match row.outcome {
-                Outcome::Saved => {
-                    saved.fetch_add(1, Ordering::SeqCst);
-                    summary.saved += 1;
-                    summary.bytes += row.bytes;
+        let mut results = std::pin::pin!(results);
+        if limit == usize::MAX {
+            // Downloading and committing (hash, write, fsync, manifest row)
+            // run side by side: a slow disk does not stall the downloads,
+            // nor the other way round. A failed commit drops the receiver,
+            // which ends the downloads.
+            let (tx, mut rx) = tokio::sync::mpsc::channel(self.cfg.fetch.concurrency.max(1) * 2);
+            let download = async move {
+                while let Some(r) = results.next().await {
+                    if tx.send(r).await.is_err() {
+                        break;
+                    }
                 }
-                Outcome::Duplicate => summary.duplicates += 1,
-                Outcome::Failed => {
-                    *summary.failed.entry(row.error.clone().unwrap_or_default()).or_insert(0) += 1
+            };
+            let commit = async {
+                while let Some(item) = rx.recv().await {
+                    self.record(out, &mut manifest, &mut summary, &saved, limit, item).await?;
                 }
+                Ok::<(), Error>(())
+            };
+            let ((), committed) = tokio::join!(download, commit);
+            committed?;
+        } else {
+            // With an image limit, a download starts only once the commits
+            // before it are known, so nothing past the limit is fetched (and
+            // a resumed run fetches nothing twice).
+            while let Some(item) = results.next().await {
+                self.record(out, &mut manifest, &mut summary, &saved, limit, item).await?;
             }
         }
-        drop(results);
         bar.finish_and_clear();
         summary.stopped = self.stop.load(Ordering::SeqCst) || saved.load(Ordering::SeqCst) >= limit;
         Ok(summary)
+    }
+
+    /// Commit one download (or skip it) and count it in the summary.
+    async fn record(
+        &self,
+        out: &Path,
+        manifest: &mut Manifest,
+        summary: &mut ScrapeSummary,
+        saved: &AtomicUsize,
+        limit: usize,
+        (job, done, fetched): (Job, bool, Option<FetchResult>),
+    ) -> Result<()> {
+        if done {
+            summary.already_done += 1;
+            return Ok(());
+        }
+        let Some(fetched) = fetched else { return Ok(()) };
+        if saved.load(Ordering::SeqCst) >= limit {
+            return Ok(());
+        }
+        let row = self.commit(out, job, fetched, manifest).await?;
+        manifest.append(&row)?;
+        match row.outcome {
+            Outcome::Saved => {
+                saved.fetch_add(1, Ordering::SeqCst);
+                summary.saved += 1;
+                summary.bytes += row.bytes;
+            }
+            Outcome::Duplicate => summary.duplicates += 1,
+            Outcome::Failed => *summary.failed.entry(row.error.clone().unwrap_or_default()).or_insert(0) += 1,
+        }
+        Ok(())
     }
 
     /// Turn a download into a manifest row, saving the file if it is a new
@@ -287,7 +339,7 @@ impl Scraper {
         &self,
         out: &Path,
         job: Job,
-        fetched: std::result::Result<crate::fetch::Fetched, FetchFailure>,
+        fetched: FetchResult,
         manifest: &Manifest,
     ) -> Result<ManifestRow> {
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());

@@ -11,6 +11,12 @@ pub trait PageSource: Send + Sync {
     /// The page's HTML; a browser first waits (up to its timeout) for an
     /// element matching `wait_for` to appear.
     fn html(&self, url: &Url, wait_for: Option<&str>) -> impl Future<Output = Result<String>> + Send;
+
+    /// Whether several pages may be read at once (a browser session shows
+    /// one page at a time: no).
+    fn concurrent(&self) -> bool {
+        false
+    }
 }
 
 /// Pages as the server sends them, through the polite HTTP client.
@@ -26,6 +32,10 @@ impl<'a> StaticSource<'a> {
 }
 
 impl PageSource for StaticSource<'_> {
+    fn concurrent(&self) -> bool {
+        true
+    }
+
     async fn html(&self, url: &Url, _wait_for: Option<&str>) -> Result<String> {
         let f = self
             .http
