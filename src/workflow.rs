@@ -296,9 +296,9 @@ pub fn run(
     let tree = count_tree(&data).map_err(at("count"))?;
     let table = ClassTable::new(&[("train", &train_folder), ("test", &test_folder)]);
     say(&format!(
-        "split {}/{} into {}: {} train, {} test images; {} duplicates across splits",
-        cfg.train_fraction,
-        1.0 - cfg.train_fraction,
+        "split {:.0}/{:.0} % into {}: {} train, {} test images; {} duplicates across splits",
+        cfg.train_fraction * 100.0,
+        (1.0 - cfg.train_fraction) * 100.0,
         data.display(),
         table.totals()[0],
         table.totals()[1],

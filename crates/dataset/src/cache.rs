@@ -149,7 +149,7 @@ pub fn load_cache(path: &Path) -> Result<CachedSet> {
     f.read_exact(&mut labels_raw).at(path)?;
     let labels: Vec<u32> =
         labels_raw.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-    let mut pixels = vec![0u8; h.count * img_len];
+    let mut pixels = crate::fsutil::big_zeroed(h.count * img_len);
     f.read_exact(&mut pixels).at(path)?;
     let classes = ClassIndex::from_ordered(h.classes).map_err(|e| bad(e.to_string()))?;
     let mut set = ImageSet::from_parts(classes, h.size, labels, h.files, h.root, pixels)

@@ -82,3 +82,28 @@ pub(crate) fn same_content(a: &Path, b: &Path) -> Result<bool> {
 pub(crate) fn is_hidden(name: &std::ffi::OsStr) -> bool {
     name.to_string_lossy().starts_with('.')
 }
+
+/// A zeroed buffer of `len` bytes for a whole dataset's pixels (hundreds of
+/// megabytes), backed by transparent huge pages where Linux allows them on
+/// request: filling it then takes one page fault per 2 MiB instead of one
+/// per 4 KiB (measurably faster on the real set; a hint the kernel may
+/// ignore, never a change in contents).
+pub(crate) fn big_zeroed(len: usize) -> Vec<u8> {
+    let buf = vec![0u8; len];
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = buf.as_ptr() as usize;
+        let first = start.next_multiple_of(HUGE);
+        let end = (start + len) / HUGE * HUGE;
+        if end > first {
+            // SAFETY: [first, end) lies inside `buf`'s allocation and is
+            // page-aligned; MADV_HUGEPAGE only changes how the kernel backs
+            // the pages, not their contents, and it is done before any use.
+            unsafe {
+                libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    buf
+}

@@ -466,7 +466,7 @@ pub fn preprocess_folder(
     cfg.validate()?;
     let len = cfg.image_len();
     let n = folder.files.len();
-    let mut pixels = vec![0u8; n * len];
+    let mut pixels = crate::fsutil::big_zeroed(n * len);
     let results: Vec<std::result::Result<Option<CropBox>, Problem>> = pixels
         .par_chunks_mut(len.max(1))
         .zip(folder.files.par_iter())
