@@ -52,9 +52,7 @@ fn main() -> anyhow::Result<()> {
     };
     cfg.fetch.per_host_rps = a.rps;
     let scraper = Scraper::new(profile, cfg)?;
-    let flag = scraper.stop_flag();
-    ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst))?;
-    let s = scraper.run_blocking(&a.out)?;
+    let s = gemstones::cli::scrape_until_ctrl_c(&scraper, &a.out)?;
     println!("{}", serde_json::to_string_pretty(&s)?);
     Ok(())
 }

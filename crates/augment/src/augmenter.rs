@@ -192,14 +192,7 @@ impl BatchAugmenter {
         norm: &Normalize,
         out: &mut [f32],
     ) -> Result<()> {
-        norm.validate()?;
-        let len = self.image_len();
-        check_batch(sources.len(), params.len(), out.len(), len)?;
-        let (scale, bias) = norm.affine();
-        out.par_chunks_mut(len).zip(sources.par_iter().zip(params.par_iter())).for_each(|(o, (src, p))| {
-            SCRATCH.with_borrow_mut(|s| self.render(*src, p, Out::F32Hwc { data: o, scale, bias }, s));
-        });
-        Ok(())
+        self.replay_f32(sources, params, norm, out, false)
     }
 
     /// Render a batch with recorded parameters (`n x 3 x h x w` floats).
@@ -210,13 +203,29 @@ impl BatchAugmenter {
         norm: &Normalize,
         out: &mut [f32],
     ) -> Result<()> {
+        self.replay_f32(sources, params, norm, out, true)
+    }
+
+    /// Both float layouts: channels first (`chw`) or last.
+    fn replay_f32(
+        &self,
+        sources: &[ImageView<'_>],
+        params: &[AugmentParams],
+        norm: &Normalize,
+        out: &mut [f32],
+        chw: bool,
+    ) -> Result<()> {
         norm.validate()?;
         let len = self.image_len();
         check_batch(sources.len(), params.len(), out.len(), len)?;
         let (scale, bias) = norm.affine();
-        out.par_chunks_mut(len).zip(sources.par_iter().zip(params.par_iter())).for_each(|(o, (src, p))| {
-            SCRATCH.with_borrow_mut(|s| self.render(*src, p, Out::F32Chw { data: o, scale, bias }, s));
-        });
+        out.par_chunks_mut(len).zip(sources.par_iter().zip(params.par_iter())).for_each(
+            |(data, (src, p))| {
+                let o =
+                    if chw { Out::F32Chw { data, scale, bias } } else { Out::F32Hwc { data, scale, bias } };
+                SCRATCH.with_borrow_mut(|s| self.render(*src, p, o, s));
+            },
+        );
         Ok(())
     }
 
