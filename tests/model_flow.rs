@@ -129,6 +129,50 @@ fn training_is_deterministic_resumable_and_interruptible() {
 }
 
 #[test]
+fn progressive_resizing_grows_the_input_and_resumes_the_same() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (set, pre) = tiny_set(&tmp.path().join("photos"));
+    let model = ModelConfig::Resnet(ResNetConfig {
+        input_size: 48,
+        stem: vec![8, 8, 16],
+        widths: vec![16, 32],
+        blocks: vec![1, 1],
+        dropout: 0.1,
+    });
+    let cfg =
+        TrainConfig { progressive: Some(ProgressiveResize { start_size: 32, ramp: 0.67 }), ..tiny_train(3) };
+    let full = tmp.path().join("full");
+    let r = Trainer::new(model.clone(), cfg.clone())
+        .unwrap()
+        .progress(false)
+        .run(set.clone(), &pre, &full)
+        .unwrap();
+    assert_eq!(r.history.iter().map(|e| e.input_size).collect::<Vec<_>>(), [32, 32, 48]);
+    assert!(r.history.iter().all(|e| e.val_top1.is_some()));
+    // Interrupted in the small-image phase and resumed: the same run.
+    let part = tmp.path().join("part");
+    let flag = StopFlag::new();
+    let f = flag.clone();
+    let r1 = Trainer::new(model.clone(), cfg.clone())
+        .unwrap()
+        .progress(false)
+        .stop_flag(flag)
+        .on_epoch(move |_| f.stop())
+        .run(set.clone(), &pre, &part)
+        .unwrap();
+    assert_eq!(r1.history.len(), 1);
+    let r2 = Trainer::new(model, cfg.clone()).unwrap().progress(false).run(set.clone(), &pre, &part).unwrap();
+    let sizes_losses = |h: &[EpochStats]| h.iter().map(|e| (e.input_size, e.train_loss)).collect::<Vec<_>>();
+    assert_eq!(sizes_losses(&r2.history), sizes_losses(&r.history));
+    assert_eq!(weights(&part), weights(&full));
+    // The tutorial CNN's dense layer fixes its input size: refused.
+    let tut = ModelConfig::Tutorial(TutorialCnnConfig { input_size: 64, ..Default::default() });
+    let err =
+        Trainer::new(tut, cfg).unwrap().progress(false).run(set, &pre, &tmp.path().join("t")).unwrap_err();
+    assert!(err.to_string().contains("progressive"), "{err}");
+}
+
+#[test]
 fn early_stopping_stops_after_patience_epochs_without_improvement() {
     let tmp = tempfile::tempdir().unwrap();
     let (set, pre) = tiny_set(&tmp.path().join("photos"));

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use gemstones::cli::{Preset, init_logging, prepare, stop_on_ctrl_c};
-use gemstones::model::{Classifier, ModelConfig, Precision, Trainer, evaluate, split_indices};
+use gemstones::model::{
+    Classifier, ModelConfig, Precision, ProgressiveResize, Trainer, evaluate, split_indices,
+};
 
 #[derive(Parser, Debug)]
 #[command(about = "Train a gem classifier from a folder of class folders")]
@@ -37,6 +39,13 @@ struct Args {
     /// Side of the cached, preprocessed images (default: the preset's).
     #[arg(long)]
     image_size: Option<u32>,
+    /// Progressive resizing: train the first epochs at this side, growing
+    /// in steps of 16 to the input size (ResNet only; 0 turns it off).
+    #[arg(long)]
+    progressive: Option<u32>,
+    /// Fraction of the epochs progressive resizing grows over (default 0.5).
+    #[arg(long)]
+    progressive_ramp: Option<f64>,
     /// Validation fraction held out, stratified (default 0.2).
     #[arg(long)]
     val_fraction: Option<f64>,
@@ -79,6 +88,17 @@ fn main() -> anyhow::Result<()> {
     train.val_fraction = a.val_fraction.unwrap_or(train.val_fraction);
     train.seed = a.seed.unwrap_or(train.seed);
     train.threads = a.threads.or(train.threads);
+    match (a.progressive, train.progressive) {
+        (Some(0), _) => train.progressive = None,
+        (Some(start_size), p) => {
+            let ramp = a.progressive_ramp.or(p.map(|p| p.ramp)).unwrap_or(0.5);
+            train.progressive = Some(ProgressiveResize { start_size, ramp });
+        }
+        (None, Some(p)) => {
+            train.progressive = Some(ProgressiveResize { ramp: a.progressive_ramp.unwrap_or(p.ramp), ..p })
+        }
+        (None, None) => {}
+    }
     if let Some(p) = a.precision.as_deref() {
         train.precision = if p == "f32" { Precision::F32 } else { Precision::Bf16 };
     }
@@ -117,8 +137,9 @@ fn main() -> anyhow::Result<()> {
         .stop_flag(stop_on_ctrl_c())
         .on_epoch(|e| {
             println!(
-                "epoch {:3}  loss {:.4} acc {:.3} | val loss {} top1 {} top5 {} | lr {:.2e} | {:.1}s, {:.1} img/s, data wait {:.1}%",
+                "epoch {:3} @{} loss {:.4} acc {:.3} | val loss {} top1 {} top5 {} | lr {:.2e} | {:.1}s, {:.1} img/s, data wait {:.1}%",
                 e.epoch,
+                e.input_size,
                 e.train_loss,
                 e.train_acc,
                 e.val_loss.map_or("-".into(), |v| format!("{v:.4}")),

@@ -46,5 +46,6 @@ pub use nets::{
 pub use optim::{OptimizerConfig, OptimizerKind, Schedule};
 pub use report::{history_csv, plot_confusion, plot_curves};
 pub use train::{
-    EarlyStopping, EpochStats, StopFlag, StopReason, TrainConfig, TrainReport, Trainer, split_indices,
+    EarlyStopping, EpochStats, ProgressiveResize, StopFlag, StopReason, TrainConfig, TrainReport, Trainer,
+    split_indices,
 };

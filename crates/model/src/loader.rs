@@ -17,6 +17,8 @@ pub(crate) struct Batch {
     pub epoch: usize,
     pub index: usize,
     pub n: usize,
+    /// Side of the images (progressive resizing changes it between epochs).
+    pub size: u32,
     pub x: Vec<f32>,
     pub y: Vec<i64>,
 }
@@ -45,7 +47,10 @@ pub(crate) struct Loader {
 pub(crate) struct LoaderPlan {
     pub set: Arc<ImageSet>,
     pub train: Arc<Vec<usize>>,
-    pub augmenter: BatchAugmenter,
+    /// One augmenter per input size, and the one each epoch uses
+    /// (`epoch_augmenter[epoch]`; the last entry for later epochs).
+    pub augmenters: Vec<BatchAugmenter>,
+    pub epoch_augmenter: Vec<usize>,
     pub normalize: Normalize,
     pub batch_size: usize,
     pub seed: u64,
@@ -95,8 +100,14 @@ impl Drop for Loader {
 
 fn produce(plan: LoaderPlan, tx: SyncSender<Result<Batch>>, returned: Receiver<Vec<f32>>) {
     let size = plan.set.size;
-    let len = plan.augmenter.image_len();
     for epoch in plan.start.0..plan.end_epoch {
+        let which = plan.epoch_augmenter.get(epoch).or(plan.epoch_augmenter.last()).copied().unwrap_or(0);
+        let Some(augmenter) = plan.augmenters.get(which) else {
+            let _ = tx.send(Err(Error::InvalidConfig { reason: "no augmenter for an epoch".into() }));
+            return;
+        };
+        let len = augmenter.image_len();
+        let out_size = augmenter.output_size().0;
         let order = epoch_order(&plan.train, plan.seed, epoch);
         let nb = batches_per_epoch(order.len(), plan.batch_size);
         let first = if epoch == plan.start.0 { plan.start.1 } else { 0 };
@@ -109,12 +120,12 @@ fn produce(plan: LoaderPlan, tx: SyncSender<Result<Batch>>, returned: Receiver<V
                 idx.iter().map(|&i| ImageView::new(plan.set.image(i), size, size)).collect();
             let keys: Vec<u64> = idx.iter().map(|&i| i as u64).collect();
             let result = views.map_err(Error::from).and_then(|v| {
-                plan.augmenter
+                augmenter
                     .batch_f32_nhwc(&v, &keys, epoch as u64, &plan.normalize, &mut x, None)
                     .map_err(Error::from)
             });
             let y = idx.iter().map(|&i| i64::from(plan.set.labels[i])).collect();
-            let msg = result.map(|()| Batch { epoch, index: b, n, x, y });
+            let msg = result.map(|()| Batch { epoch, index: b, n, size: out_size, x, y });
             let failed = msg.is_err();
             if tx.send(msg).is_err() || failed {
                 return;

@@ -145,6 +145,15 @@ pub enum Precision {
     Bf16,
 }
 
+/// ReLU in place: every tensor it is given is a fresh layer output that
+/// nothing else holds (convolution, dense and batch-norm backward passes
+/// need their inputs, not their outputs), so no activation-sized copy is
+/// written.
+fn relu(mut x: Tensor) -> Tensor {
+    let _ = x.relu_();
+    x
+}
+
 #[derive(Debug)]
 struct TutorialCnn {
     convs: Vec<Conv>,
@@ -174,12 +183,12 @@ impl TutorialCnn {
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
         let mut x = x.shallow_clone();
         for (i, conv) in self.convs.iter().enumerate() {
-            x = conv.forward(&x).relu();
+            x = relu(conv.forward(&x));
             // The notebook's fourth pooling is an average pooling.
             x = if i == 3 { x.avg_pool2d_default(2) } else { x.max_pool2d_default(2) };
         }
         let x = x.flatten(1, -1).dropout(self.dropout, train);
-        self.fc2.forward(&self.fc1.forward(&x).relu())
+        self.fc2.forward(&relu(self.fc1.forward(&x)))
     }
 }
 
@@ -223,7 +232,7 @@ impl Block {
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        let y = self.b.forward(&self.a.forward(x, train).relu(), train);
+        let y = self.b.forward(&relu(self.a.forward(x, train)), train);
         let id = match &self.shortcut {
             None => x.shallow_clone(),
             Some(s) => {
@@ -236,7 +245,7 @@ impl Block {
                 s.forward(&pooled, train)
             }
         };
-        (y + id).relu()
+        relu(y + id)
     }
 }
 
@@ -282,7 +291,7 @@ impl ResNet {
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
         let mut x = x.shallow_clone();
         for s in &self.stem {
-            x = s.forward(&x, train).relu();
+            x = relu(s.forward(&x, train));
         }
         x = x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         for b in &self.blocks {

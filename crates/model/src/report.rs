@@ -51,13 +51,13 @@ pub(crate) fn write_history(dir: &ModelDir, history: &[EpochStats]) -> Result<()
 /// The history as CSV, one row per epoch.
 pub fn history_csv(history: &[EpochStats]) -> String {
     let mut out = String::from(
-        "epoch,train_loss,train_acc,val_loss,val_top1,val_top5,lr,seconds,images_per_sec,data_wait\n",
+        "epoch,train_loss,train_acc,val_loss,val_top1,val_top5,lr,seconds,images_per_sec,data_wait,input_size\n",
     );
     let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
     for h in history {
         let _ = writeln!(
             out,
-            "{},{:.6},{:.6},{},{},{},{:.3e},{:.2},{:.2},{:.4}",
+            "{},{:.6},{:.6},{},{},{},{:.3e},{:.2},{:.2},{:.4},{}",
             h.epoch,
             h.train_loss,
             h.train_acc,
@@ -67,7 +67,8 @@ pub fn history_csv(history: &[EpochStats]) -> String {
             h.lr,
             h.seconds,
             h.images_per_sec,
-            h.data_wait
+            h.data_wait,
+            h.input_size
         );
     }
     out
@@ -221,6 +222,7 @@ mod tests {
             seconds: 1.0,
             images_per_sec: 10.0,
             data_wait: 0.01,
+            input_size: 64,
         }
     }
 

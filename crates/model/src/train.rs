@@ -32,6 +32,36 @@ pub struct EarlyStopping {
     pub min_delta: f64,
 }
 
+/// Progressive resizing (fastai's): the first epochs train on smaller
+/// images, which cost less per step, then the side grows to the model's
+/// input size, so more epochs fit in the same time. Validation always
+/// runs at the full size.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ProgressiveResize {
+    /// Input side of the first epoch (at least 32; at most the model's).
+    pub start_size: u32,
+    /// Fraction of the epochs (0..=1) over which the side grows in steps
+    /// of 16 pixels; the remaining epochs train at the full size.
+    pub ramp: f64,
+}
+
+impl ProgressiveResize {
+    /// The input side of every epoch of a run of `epochs` at `full` size.
+    pub fn sizes(&self, full: u32, epochs: usize) -> Vec<u32> {
+        let start = self.start_size.min(full);
+        let ramp_epochs = (self.ramp.clamp(0.0, 1.0) * epochs as f64).round() as usize;
+        (0..epochs)
+            .map(|e| {
+                if e >= ramp_epochs {
+                    return full;
+                }
+                let grown = f64::from(full - start) * e as f64 / ramp_epochs as f64;
+                (start + (grown / 16.0).floor() as u32 * 16).min(full)
+            })
+            .collect()
+    }
+}
+
 /// How to train.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -70,6 +100,8 @@ pub struct TrainConfig {
     pub threads: Option<usize>,
     /// Threads augmenting the next batches.
     pub augment_threads: usize,
+    /// Train the first epochs on smaller images (off by default).
+    pub progressive: Option<ProgressiveResize>,
 }
 
 impl Default for TrainConfig {
@@ -99,6 +131,7 @@ impl TrainConfig {
             precision: Precision::Bf16,
             threads: None,
             augment_threads: 1,
+            progressive: None,
         }
     }
 
@@ -142,6 +175,14 @@ impl TrainConfig {
         if self.mixup.is_some_and(|a| !(a > 0.0 && a.is_finite())) {
             return bad("mixup alpha must be > 0".into());
         }
+        if let Some(p) = self.progressive {
+            if p.start_size < 32 || !(0.0..=1.0).contains(&p.ramp) {
+                return bad(format!(
+                    "progressive resizing needs start_size >= 32 and ramp within 0..=1, got {} and {}",
+                    p.start_size, p.ramp
+                ));
+            }
+        }
         self.augment.validate()?;
         self.normalize.validate()?;
         Ok(())
@@ -171,6 +212,10 @@ pub struct EpochStats {
     pub images_per_sec: f64,
     /// Fraction of the epoch's training time spent waiting for data.
     pub data_wait: f64,
+    /// Side of the training images this epoch (0 in histories written
+    /// before progressive resizing existed).
+    #[serde(default)]
+    pub input_size: u32,
 }
 
 /// Why training stopped.
@@ -322,7 +367,15 @@ impl<'a> Trainer<'a> {
         dir: &Path,
     ) -> Result<TrainReport> {
         let started = Instant::now();
-        crate::device::tune_malloc();
+        if crate::device::tune_malloc()
+            && crate::device::on_main_thread() == Some(false)
+            && crate::device::best_device() == Device::Cpu
+        {
+            tracing::warn!(
+                "training on a thread other than main: glibc maps and unmaps this thread's blocks above \
+                 64 MB every step, which slows CPU training at large inputs; train on the main thread"
+            );
+        }
         if let Some(t) = self.cfg.threads {
             tch::set_num_threads(t as i32);
         }
@@ -400,8 +453,28 @@ impl<'a> Trainer<'a> {
         let val = ValSet::new(&set, &val_idx, size, &cfg.normalize)?;
         let nb = batches_per_epoch(train_idx.len(), cfg.batch_size);
         let total_steps = nb * cfg.epochs;
-        let augmenter = BatchAugmenter::new(cfg.augment.clone(), derive_seed(cfg.seed, 0xa06), size, size)?;
-        let img_len = augmenter.image_len();
+        let epoch_sizes = match cfg.progressive {
+            Some(p) if p.start_size < size => {
+                if matches!(self.model, ModelConfig::Tutorial(_)) {
+                    return Err(Error::InvalidConfig {
+                        reason: "progressive resizing needs a network that takes any input size; the \
+                                 tutorial CNN's dense layer fixes it"
+                            .into(),
+                    });
+                }
+                p.sizes(size, cfg.epochs)
+            }
+            _ => vec![size; cfg.epochs],
+        };
+        let mut sizes = epoch_sizes.clone();
+        sizes.dedup();
+        let augmenters = sizes
+            .iter()
+            .map(|&s| BatchAugmenter::new(cfg.augment.clone(), derive_seed(cfg.seed, 0xa06), s, s))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let epoch_augmenter =
+            epoch_sizes.iter().map(|s| sizes.iter().position(|x| x == s).unwrap_or(0)).collect();
+        let img_len = 3 * size as usize * size as usize;
         let mut stop = StopReason::Completed;
         if state.epoch >= cfg.epochs || early_stopped(&cfg, &state) {
             stop = if state.epoch >= cfg.epochs { StopReason::Completed } else { StopReason::EarlyStopped };
@@ -409,7 +482,8 @@ impl<'a> Trainer<'a> {
             let mut loader = Loader::spawn(LoaderPlan {
                 set: set.clone(),
                 train: Arc::new(train_idx.clone()),
-                augmenter,
+                augmenters,
+                epoch_augmenter,
                 normalize: cfg.normalize,
                 batch_size: cfg.batch_size,
                 seed: cfg.seed,
@@ -429,7 +503,7 @@ impl<'a> Trainer<'a> {
                 state.running.wait += (busy_start - wait_start).as_secs_f64();
                 let step = batch.epoch * nb + batch.index;
                 let lr = cfg.schedule.lr(cfg.lr, step, total_steps);
-                let (loss, correct) = train_step(&net, &mut opt, &cfg, &batch, size, lr, step)?;
+                let (loss, correct) = train_step(&net, &mut opt, &cfg, &batch, lr, step)?;
                 if !loss.is_finite() {
                     return Err(Error::NonFiniteLoss { epoch: batch.epoch + 1, batch: batch.index, loss });
                 }
@@ -438,7 +512,7 @@ impl<'a> Trainer<'a> {
                 state.running.seen += batch.n;
                 state.running.busy += busy_start.elapsed().as_secs_f64();
                 state.batch = batch.index + 1;
-                let (epoch, n) = (batch.epoch, batch.n);
+                let (epoch, n, batch_size_px) = (batch.epoch, batch.n, batch.size);
                 loader.recycle(batch.x);
                 bar.inc(1);
                 bar.set_message(format!(
@@ -464,6 +538,7 @@ impl<'a> Trainer<'a> {
                         seconds: epoch_start.elapsed().as_secs_f64(),
                         images_per_sec: state.running.seen as f64 / train_time.max(1e-9),
                         data_wait: state.running.wait / train_time.max(1e-9),
+                        input_size: batch_size_px,
                     };
                     epoch_start = Instant::now();
                     state.epoch = epoch + 1;
@@ -561,11 +636,10 @@ fn train_step(
     opt: &mut Adam,
     cfg: &TrainConfig,
     batch: &crate::loader::Batch,
-    size: u32,
     lr: f64,
     step: usize,
 ) -> Result<(f64, f64)> {
-    let s = i64::from(size);
+    let s = i64::from(batch.size);
     let n = batch.n as i64;
     let x = Tensor::f_from_slice(&batch.x)?
         .f_view([n, s, s, 3])?
@@ -673,4 +747,24 @@ pub(crate) fn topk_accuracy(logits: &Tensor, y: &Tensor) -> Result<(f64, f64)> {
     let top1 = f64::try_from(hits.f_narrow(1, 0, 1)?.to_kind(Kind::Float).sum(Kind::Float))? / n;
     let top5 = f64::try_from(hits.to_kind(Kind::Float).sum(Kind::Float))? / n;
     Ok((top1, top5))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progressive_sizes_grow_in_steps_of_16_then_stay_full() {
+        let p = ProgressiveResize { start_size: 96, ramp: 0.5 };
+        assert_eq!(p.sizes(160, 8), [96, 112, 128, 144, 160, 160, 160, 160]);
+        assert_eq!(p.sizes(128, 4), [96, 112, 128, 128]);
+        // No ramp: full size throughout; a start above the full size is capped.
+        assert_eq!(ProgressiveResize { start_size: 96, ramp: 0.0 }.sizes(128, 3), [128; 3]);
+        assert_eq!(ProgressiveResize { start_size: 200, ramp: 1.0 }.sizes(128, 2), [128; 2]);
+        let bad = TrainConfig {
+            progressive: Some(ProgressiveResize { start_size: 8, ramp: 0.5 }),
+            ..TrainConfig::strong()
+        };
+        assert!(bad.validate().is_err());
+    }
 }

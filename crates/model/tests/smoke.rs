@@ -30,8 +30,3 @@ fn small_convnet_learns_a_fixed_batch_on_cpu() -> anyhow::Result<()> {
     assert!(last < 0.5 * first, "loss did not go down: {first} -> {last}");
     Ok(())
 }
-
-#[test]
-fn tune_malloc_is_accepted_by_glibc() {
-    assert!(gemstones_model::tune_malloc());
-}
