@@ -319,6 +319,10 @@ pub fn run(
     }
     pre.size = cfg.image_size.unwrap_or(if demo { input + input / 6 } else { pre.size.max(input) });
     train_cfg.epochs = cfg.epochs.unwrap_or(if demo { 25 } else { train_cfg.epochs });
+    if demo {
+        // 25 epochs at 96 px: too short a run for small images first to pay.
+        train_cfg.progressive = None;
+    }
     train_cfg.seed = cfg.seed;
     train_cfg.threads = cfg.threads;
     train_cfg.precision = cfg.precision;

@@ -175,13 +175,13 @@ impl TrainConfig {
         if self.mixup.is_some_and(|a| !(a > 0.0 && a.is_finite())) {
             return bad("mixup alpha must be > 0".into());
         }
-        if let Some(p) = self.progressive {
-            if p.start_size < 32 || !(0.0..=1.0).contains(&p.ramp) {
-                return bad(format!(
-                    "progressive resizing needs start_size >= 32 and ramp within 0..=1, got {} and {}",
-                    p.start_size, p.ramp
-                ));
-            }
+        if let Some(p) = self.progressive
+            && (p.start_size < 32 || !(0.0..=1.0).contains(&p.ramp))
+        {
+            return bad(format!(
+                "progressive resizing needs start_size >= 32 and ramp within 0..=1, got {} and {}",
+                p.start_size, p.ramp
+            ));
         }
         self.augment.validate()?;
         self.normalize.validate()?;
