@@ -55,6 +55,25 @@ fn weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
     t
 }
 
+/// Train into `dir`, raising the stop flag from the first epoch's callback.
+fn interrupted_after_one_epoch(
+    model: ModelConfig,
+    cfg: TrainConfig,
+    set: &Arc<ImageSet>,
+    pre: &PreprocessConfig,
+    dir: &Path,
+) -> TrainReport {
+    let flag = StopFlag::new();
+    let f = flag.clone();
+    Trainer::new(model, cfg)
+        .unwrap()
+        .progress(false)
+        .stop_flag(flag)
+        .on_epoch(move |_| f.stop())
+        .run(set.clone(), pre, dir)
+        .unwrap()
+}
+
 #[test]
 fn training_is_deterministic_resumable_and_interruptible() {
     let tmp = tempfile::tempdir().unwrap();
@@ -84,15 +103,7 @@ fn training_is_deterministic_resumable_and_interruptible() {
     // Interrupted after the first epoch (the flag is raised from the epoch
     // callback), then resumed: the same history and the same weights.
     let part = tmp.path().join("part");
-    let flag = StopFlag::new();
-    let f = flag.clone();
-    let r1 = Trainer::new(tiny_model(), tiny_train(3))
-        .unwrap()
-        .progress(false)
-        .stop_flag(flag)
-        .on_epoch(move |_| f.stop())
-        .run(set.clone(), &pre, &part)
-        .unwrap();
+    let r1 = interrupted_after_one_epoch(tiny_model(), tiny_train(3), &set, &pre, &part);
     assert_eq!((r1.stop, r1.history.len()), (StopReason::Interrupted, 1));
     let r2 = Trainer::new(tiny_model(), tiny_train(3))
         .unwrap()
@@ -151,15 +162,7 @@ fn progressive_resizing_grows_the_input_and_resumes_the_same() {
     assert!(r.history.iter().all(|e| e.val_top1.is_some()));
     // Interrupted in the small-image phase and resumed: the same run.
     let part = tmp.path().join("part");
-    let flag = StopFlag::new();
-    let f = flag.clone();
-    let r1 = Trainer::new(model.clone(), cfg.clone())
-        .unwrap()
-        .progress(false)
-        .stop_flag(flag)
-        .on_epoch(move |_| f.stop())
-        .run(set.clone(), &pre, &part)
-        .unwrap();
+    let r1 = interrupted_after_one_epoch(model.clone(), cfg.clone(), &set, &pre, &part);
     assert_eq!(r1.history.len(), 1);
     let r2 = Trainer::new(model, cfg.clone()).unwrap().progress(false).run(set.clone(), &pre, &part).unwrap();
     let sizes_losses = |h: &[EpochStats]| h.iter().map(|e| (e.input_size, e.train_loss)).collect::<Vec<_>>();
