@@ -108,48 +108,77 @@ fn augment(dir: PathBuf) {
     );
 }
 
-fn train() {
+/// Training-step and inference throughput of the networks named in
+/// `only` (all when empty): tutorial-cnn, resnet, lite0.
+fn train(only: &[String]) {
     gemstones::model::tune_malloc();
     let steps = 10;
-    for (name, model, size) in [
+    let models = [
         ("tutorial-cnn", ModelConfig::tutorial(), 220i64),
         ("resnet", ModelConfig::Resnet(ResNetConfig { input_size: 128, ..Default::default() }), 128),
-    ] {
+        ("lite0", ModelConfig::lite0(), 224),
+        ("lite0", ModelConfig::lite0().with_input_size(192), 192),
+        ("lite0", ModelConfig::lite0().with_input_size(160), 160),
+    ];
+    for (name, model, size) in models.into_iter().filter(|m| only.is_empty() || only.iter().any(|o| o == m.0))
+    {
         for precision in [Precision::F32, Precision::Bf16] {
             tch::manual_seed(0);
             let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-            let net = Net::new(&vs.root(), &model, 87, precision).expect("net");
+            let mut net = Net::new(&vs.root(), &model, 87, precision).expect("net");
             to_channels_last(&vs);
             let mut opt = tch::nn::Adam::default().build(&vs, 1e-3).expect("adam");
             let x =
                 channels_last(&tch::Tensor::randn([32, 3, size, size], (tch::Kind::Float, tch::Device::Cpu)));
             let y = tch::Tensor::randint(87, [32], (tch::Kind::Int64, tch::Device::Cpu));
-            let step = |opt: &mut tch::nn::Optimizer| {
+            let step = |opt: &mut tch::nn::Optimizer, net: &Net| {
                 let loss = net.forward_t(&x, true).cross_entropy_for_logits(&y);
                 opt.backward_step(&loss);
             };
             for _ in 0..3 {
-                step(&mut opt);
+                step(&mut opt, &net);
             }
             let t = Instant::now();
             for _ in 0..steps {
-                step(&mut opt);
+                step(&mut opt, &net);
             }
             let train = (steps * 32) as f64 / t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            tch::no_grad(|| {
-                for _ in 0..steps {
-                    let _ = net.forward_t(&x, false);
-                }
-            });
-            let infer = (steps * 32) as f64 / t.elapsed().as_secs_f64();
+            // Inference as `Classifier` runs it: batch norm folded into the
+            // convolutions, weights pre-cast (EfficientNet-Lite).
+            net.fold_for_inference();
+            let (infer, latency_ms) = inference(&net, &x);
             println!(
                 "{}",
                 json!({"tool": "gemstones-model (tch)", "model": name, "size": size, "precision": format!("{precision:?}"),
-                "layout": "channels_last", "batch": 32, "threads": tch::get_num_threads(), "train_images_per_sec": train, "infer_images_per_sec": infer})
+                "layout": "channels_last", "batch": 32, "threads": tch::get_num_threads(), "train_images_per_sec": train,
+                "infer_images_per_sec": infer, "latency_ms": latency_ms})
             );
         }
     }
+}
+
+/// Batch-32 inference throughput over 10 batches and the median latency
+/// of one image over 30 calls.
+fn inference(net: &Net, x: &tch::Tensor) -> (f64, f64) {
+    tch::no_grad(|| {
+        let _ = net.forward_t(x, false);
+        let t = Instant::now();
+        for _ in 0..10 {
+            let _ = net.forward_t(x, false);
+        }
+        let per_sec = 320.0 / t.elapsed().as_secs_f64();
+        let one = x.narrow(0, 0, 1);
+        let _ = net.forward_t(&one, false);
+        let mut times: Vec<f64> = (0..30)
+            .map(|_| {
+                let t = Instant::now();
+                let _ = net.forward_t(&one, false);
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        (per_sec, times[times.len() / 2])
+    })
 }
 
 fn scrape() {
@@ -213,8 +242,10 @@ fn main() {
     match args.next().as_deref() {
         Some("preprocess") => preprocess(data_dir(args.next())),
         Some("augment") => augment(data_dir(args.next())),
-        Some("train") => train(),
+        Some("train") => train(&args.collect::<Vec<_>>()),
         Some("scrape") => scrape(),
-        _ => eprintln!("usage: cargo bench --bench compare -- preprocess|augment|train|scrape [DIR]"),
+        _ => eprintln!(
+            "usage: cargo bench --bench compare -- preprocess [DIR]|augment [DIR]|train [MODEL...]|scrape"
+        ),
     }
 }

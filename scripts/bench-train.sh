@@ -1,10 +1,29 @@
 #!/usr/bin/env bash
-# The tutorial's CNN, one training step (batch 32, 220x220, Adam) and
-# inference: gemstones-model (tch) vs PyTorch eager (same libtorch 2.13) and
-# Keras/TensorFlow, in the same run. PyTorch runs twice: with glibc's
+# Usage: scripts/bench-train.sh [tutorial|lite0]   (default: both)
+#
+# tutorial: the tutorial's CNN, one training step (batch 32, 220x220, Adam)
+# and inference: gemstones-model (tch) vs PyTorch eager (same libtorch 2.13)
+# and Keras/TensorFlow, in the same run. PyTorch runs twice: with glibc's
 # default malloc and with the malloc fix (as gemstones does from inside).
+#
+# lite0: EfficientNet-Lite0 (87 classes) at 224/192/160, a training step
+# (batch 32, channels-last) and inference (batch 32 and one image), f32 and
+# bf16, against PyTorch eager with the reference implementation, malloc
+# fixed, bf16 autocast against our bf16. Ends with one table.
 source "$(dirname "$0")/bench-lib.sh"
-PYT=$(venv torch torch==2.13.0 torchvision==0.28.0 pillow==11.3.0 numpy==2.2.6)
+PYT=$(venv torch torch==2.13.0 torchvision==0.28.0 pillow==11.3.0 numpy==2.2.6 efficientnet-lite-pytorch==0.1.0)
+what=${1:-all}
+if [ "$what" = "lite0" ] || [ "$what" = "all" ]; then
+  out=$(mktemp)
+  echo "== $(date -u +%F) $(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
+  echo "== EfficientNet-Lite0: PyTorch eager (efficientnet-lite-pytorch 0.1.0), malloc fixed"
+  GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184 "$PYT" benches/python/train_peers.py lite0 | tee -a "$out"
+  echo "== EfficientNet-Lite0: gemstones-model"
+  rust train lite0 | tee -a "$out"
+  echo "== EfficientNet-Lite0, ours against PyTorch eager (same libtorch 2.13, same precision)"
+  table "$out"
+fi
+[ "$what" = "tutorial" ] || [ "$what" = "all" ] || exit 0
 PYF=$(venv tf tensorflow-cpu==2.21.0)
 out=$(mktemp)
 echo "== PyTorch eager, default malloc"

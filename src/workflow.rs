@@ -16,9 +16,7 @@ use gemstones_dataset::{
     ClassTable, DecodeLimits, RenameConfig, SplitConfig, SplitRatios, TransferMode, count_tree,
     cross_split_duplicates, rename, scan, split_folder, verify,
 };
-use gemstones_model::{
-    Classifier, EpochStats, ModelConfig, Precision, Prediction, StopFlag, Trainer, evaluate,
-};
+use gemstones_model::{Classifier, EpochStats, Precision, Prediction, StopFlag, Trainer, evaluate};
 use gemstones_scrape::{DemoSite, FetchConfig, ScrapeConfig, Scraper, SiteProfile};
 use serde::{Deserialize, Serialize};
 
@@ -79,8 +77,10 @@ pub struct WorkflowConfig {
     pub predictions: usize,
     /// libtorch threads.
     pub threads: Option<usize>,
-    /// Compute precision.
-    pub precision: Precision,
+    /// Compute precision (default: the preset's; bf16 for the networks
+    /// trained from scratch, f32 for EfficientNet-Lite, whose depthwise
+    /// convolutions train faster in f32 here).
+    pub precision: Option<Precision>,
     /// HTTP manners of the scrape.
     pub fetch: FetchConfig,
     /// Show progress bars on a terminal.
@@ -103,7 +103,7 @@ impl WorkflowConfig {
             train_fraction: 0.9,
             predictions: 6,
             threads: None,
-            precision: Precision::Bf16,
+            precision: None,
             fetch: FetchConfig { per_host_rps: 50.0, concurrency: 8, ..FetchConfig::default() },
             progress: true,
         }
@@ -311,12 +311,8 @@ pub fn run(
     let t = Instant::now();
     let (model_cfg, mut train_cfg, mut pre) = cfg.preset.configs();
     let demo = matches!(cfg.source, PhotoSource::Demo { .. });
-    let mut model_cfg = model_cfg;
     let input = cfg.input_size.unwrap_or(if demo { 96 } else { model_cfg.input_size() });
-    match &mut model_cfg {
-        ModelConfig::Tutorial(c) => c.input_size = input,
-        ModelConfig::Resnet(c) => c.input_size = input,
-    }
+    let model_cfg = model_cfg.with_input_size(input);
     pre.size = cfg.image_size.unwrap_or(if demo { input + input / 6 } else { pre.size.max(input) });
     train_cfg.epochs = cfg.epochs.unwrap_or(if demo { 25 } else { train_cfg.epochs });
     if demo {
@@ -325,7 +321,8 @@ pub fn run(
     }
     train_cfg.seed = cfg.seed;
     train_cfg.threads = cfg.threads;
-    train_cfg.precision = cfg.precision;
+    train_cfg.precision = cfg.precision.unwrap_or(train_cfg.precision);
+    crate::cli::check_pretrained(&train_cfg).map_err(at("train"))?;
     let cache_dir = run.join("cache");
     let (train_set, _) = crate::cli::prepare(&train_dir, &pre, &cache_dir.join("train.cache"))
         .map_err(at("preprocess train"))?;

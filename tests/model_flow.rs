@@ -259,3 +259,138 @@ fn a_model_directory_predicts_and_bad_ones_are_named() {
     let e = Classifier::load(&moved).unwrap_err().to_string();
     assert!(e.contains("classes.json") || e.contains("shape"), "{e}");
 }
+
+/// The Lite0 ImageNet checkpoint `make weights` installs; its absence
+/// fails under CI and skips (loudly) elsewhere.
+fn lite0_weights() -> Option<std::path::PathBuf> {
+    let path = gemstones::cli::weights_dir().join("efficientnet-lite0-57934424.pth");
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(std::env::var_os("GEMSTONES_CI").is_none(), "{} is missing: run `make weights`", path.display());
+    eprintln!("SKIPPED: {} is missing (`make weights` installs it)", path.display());
+    None
+}
+
+fn tensors(file: &Path) -> std::collections::BTreeMap<String, tch::Tensor> {
+    tch::Tensor::read_safetensors(file).unwrap().into_iter().collect()
+}
+
+#[test]
+fn fine_tuning_lite0_trains_the_head_first_then_everything_and_resumes_the_same() {
+    let Some(pretrained) = lite0_weights() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let (set, pre) = tiny_set(&tmp.path().join("photos"));
+    let model = ModelConfig::lite0().with_input_size(32);
+    let cfg = TrainConfig {
+        lr: 2e-3,
+        pretrained: Some(pretrained.clone()),
+        fine_tune: Some(FineTune {
+            frozen_epochs: 1,
+            first_lr_mult: 0.1,
+            last_lr_mult: 0.5,
+            frozen_stages: 0,
+        }),
+        optimizer: OptimizerConfig {
+            decay_norms_and_biases: false,
+            weight_decay: 0.01,
+            ..tiny_train(1).optimizer
+        },
+        ..tiny_train(3)
+    };
+    let imagenet = Checkpoint::read(&pretrained).unwrap();
+
+    // Interrupted after the frozen epoch: only the classifier moved; the
+    // body, batch-norm statistics included, is still ImageNet's.
+    let part = tmp.path().join("part");
+    let r1 = interrupted_after_one_epoch(model.clone(), cfg.clone(), &set, &pre, &part);
+    assert_eq!(r1.history.len(), 1);
+    let after_frozen = tensors(&part.join("last/weights.safetensors"));
+    assert_eq!(after_frozen["_fc.weight"].size(), [3, 1280], "a new head for our 3 classes");
+    for name in
+        ["_conv_stem.weight", "_blocks.7._depthwise_conv.weight", "_bn1.running_mean", "_bn1.running_var"]
+    {
+        assert!(after_frozen[name].equal(imagenet.get(name).unwrap()), "{name} changed while frozen");
+    }
+
+    // Resumed into the unfrozen phase: everything learns.
+    let r2 = Trainer::new(model.clone(), cfg.clone())
+        .unwrap()
+        .progress(false)
+        .run(set.clone(), &pre, &part)
+        .unwrap();
+    assert!(r2.resumed && r2.history.len() == 3);
+    let last = tensors(&part.join("last/weights.safetensors"));
+    for name in ["_conv_stem.weight", "_blocks.7._depthwise_conv.weight", "_bn1.running_mean"] {
+        assert!(!last[name].equal(imagenet.get(name).unwrap()), "{name} did not change once unfrozen");
+    }
+    // The training loss goes down over the run.
+    let losses: Vec<f64> = r2.history.iter().map(|e| e.train_loss).collect();
+    assert!(losses[2] < losses[0], "{losses:?}");
+
+    // The same as an uninterrupted run, step for step (the optimizer's
+    // fresh start at the unfreezing is part of the run, not of resuming).
+    let full = tmp.path().join("full");
+    let r = Trainer::new(model.clone(), cfg.clone())
+        .unwrap()
+        .progress(false)
+        .run(set.clone(), &pre, &full)
+        .unwrap();
+    let strip = |h: &[EpochStats]| h.iter().map(|e| (e.train_loss, e.val_loss)).collect::<Vec<_>>();
+    assert_eq!(strip(&r.history), strip(&r2.history));
+    assert_eq!(weights(&full), weights(&part));
+
+    // Leading stages kept frozen after the frozen epochs: the stem and the
+    // first MBConv stage stay ImageNet's, the second stage learns.
+    let ft2 = FineTune { frozen_stages: 2, ..cfg.fine_tune.unwrap() };
+    let partly = tmp.path().join("partly");
+    Trainer::new(model.clone(), TrainConfig { fine_tune: Some(ft2), epochs: 2, ..cfg.clone() })
+        .unwrap()
+        .progress(false)
+        .run(set.clone(), &pre, &partly)
+        .unwrap();
+    let w = tensors(&partly.join("last/weights.safetensors"));
+    for name in [
+        "_conv_stem.weight",
+        "_bn0.running_mean",
+        "_blocks.0._depthwise_conv.weight",
+        "_blocks.0._bn1.running_var",
+    ] {
+        assert!(w[name].equal(imagenet.get(name).unwrap()), "{name} of a frozen stage changed");
+    }
+    for name in ["_blocks.1._depthwise_conv.weight", "_blocks.1._bn1.running_var", "_conv_head.weight"] {
+        assert!(!w[name].equal(imagenet.get(name).unwrap()), "{name} of a trained stage did not change");
+    }
+
+    // The model directory predicts without the pretrained file.
+    let spec = std::fs::read_to_string(full.join("config.json")).unwrap();
+    assert!(!spec.contains(".pth"), "config.json refers to the pretrained file: {spec}");
+    let clf = Classifier::load(&full).unwrap();
+    let eval = evaluate(&clf, &set, None).unwrap();
+    assert_eq!(eval.images, 30);
+}
+
+#[test]
+fn fine_tuning_needs_a_pretrainable_network_and_a_real_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (set, pre) = tiny_set(&tmp.path().join("photos"));
+    let ft = FineTune { frozen_epochs: 1, first_lr_mult: 0.1, last_lr_mult: 0.5, frozen_stages: 0 };
+    let err = Trainer::new(tiny_model(), TrainConfig { fine_tune: Some(ft), ..tiny_train(2) })
+        .unwrap()
+        .progress(false)
+        .run(set.clone(), &pre, &tmp.path().join("a"))
+        .unwrap_err();
+    assert!(err.to_string().contains("fine_tune needs a pretrained network"), "{err}");
+    let bad = tmp.path().join("weights.pth");
+    std::fs::write(&bad, b"PK\x03\x04 not really a zip").unwrap();
+    let cfg = TrainConfig { pretrained: Some(bad.clone()), fine_tune: Some(ft), ..tiny_train(2) };
+    let err = Trainer::new(ModelConfig::lite0().with_input_size(32), cfg)
+        .unwrap()
+        .progress(false)
+        .run(set, &pre, &tmp.path().join("b"))
+        .unwrap_err();
+    assert!(err.to_string().contains("weights.pth"), "{err}");
+    // A frozen phase as long as the run is refused up front.
+    let cfg = TrainConfig { fine_tune: Some(FineTune { frozen_epochs: 2, ..ft }), ..tiny_train(2) };
+    assert!(cfg.validate().is_err());
+}

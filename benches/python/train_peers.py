@@ -1,12 +1,55 @@
 """Training-step and inference throughput of the tutorial's CNN (220x220,
 batch 32, 87 classes, Adam) in PyTorch eager (the same libtorch 2.13 as
-tch) and in Keras/TensorFlow. Prints one JSON line per configuration.
+tch) and in Keras/TensorFlow, and of EfficientNet-Lite0 (87 classes, AdamW)
+in PyTorch eager with the reference implementation (efficientnet-lite-pytorch
+0.1.0). Prints one JSON line per configuration.
 
-Usage: python train_peers.py torch|tf [--steps 10]
+Usage: python train_peers.py torch|tf|lite0 [--steps 10] [--sizes 224,192,160]
 """
 import argparse
 import json
 import time
+
+
+def throughput(net, x, y, opt, bf16, steps):
+    """Training images/s (forward, backward, update; 3 warm-up steps), then
+    inference images/s of the same batch and the median one-image latency
+    in ms (eval mode, no gradients)."""
+    import torch
+    import torch.nn as nn
+
+    lossf = nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = net(x)
+        loss = lossf(out.float(), y)
+        loss.backward()
+        opt.step()
+
+    net.train()
+    for _ in range(3):
+        step()
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    train = steps * len(x) / (time.perf_counter() - t)
+    net.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        net(x)
+        t = time.perf_counter()
+        for _ in range(steps):
+            net(x)
+        infer = steps * len(x) / (time.perf_counter() - t)
+        one = x[:1]
+        net(one)
+        times = []
+        for _ in range(30):
+            t = time.perf_counter()
+            net(one)
+            times.append((time.perf_counter() - t) * 1e3)
+    return train, infer, sorted(times)[len(times) // 2]
 
 
 def torch_peer(steps):
@@ -40,31 +83,30 @@ def torch_peer(steps):
                 net = net.to(memory_format=torch.channels_last)
                 x = x.to(memory_format=torch.channels_last)
             opt = torch.optim.Adam(net.parameters(), 1e-3)
-            lossf = nn.CrossEntropyLoss()
-
-            def step():
-                opt.zero_grad()
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                    out = net(x)
-                loss = lossf(out.float(), y)
-                loss.backward()
-                opt.step()
-
-            for _ in range(3):
-                step()
-            t = time.perf_counter()
-            for _ in range(steps):
-                step()
-            train = steps * 32 / (time.perf_counter() - t)
-            net.eval()
-            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                t = time.perf_counter()
-                for _ in range(steps):
-                    net(x)
-                infer = steps * 32 / (time.perf_counter() - t)
+            train, infer, latency = throughput(net, x, y, opt, bf16, steps)
             print(json.dumps({"tool": f"pytorch {torch.__version__} eager", "layout": layout, "bf16": bf16,
                               "threads": torch.get_num_threads(), "train_images_per_sec": train,
-                              "infer_images_per_sec": infer}), flush=True)
+                              "infer_images_per_sec": infer, "latency_ms": latency}), flush=True)
+
+
+def lite0_peer(steps, sizes):
+    import torch
+    from efficientnet_lite_pytorch import EfficientNet
+
+    for size in sizes:
+        for bf16 in [False, True]:
+            torch.manual_seed(0)
+            # Dynamic "same" padding, as for any input size.
+            net = EfficientNet.from_name("efficientnet-lite0", image_size=None, num_classes=87)
+            net = net.to(memory_format=torch.channels_last)
+            x = torch.randn(32, 3, size, size).to(memory_format=torch.channels_last)
+            y = torch.randint(0, 87, (32,))
+            opt = torch.optim.AdamW(net.parameters(), 1e-3, weight_decay=0.01)
+            train, infer, latency = throughput(net, x, y, opt, bf16, steps)
+            print(json.dumps({"tool": f"pytorch {torch.__version__} eager", "model": "lite0", "size": size,
+                              "layout": "channels_last", "precision": "Bf16" if bf16 else "F32",
+                              "threads": torch.get_num_threads(), "train_images_per_sec": train,
+                              "infer_images_per_sec": infer, "latency_ms": latency}), flush=True)
 
 
 def tf_peer(steps):
@@ -102,7 +144,13 @@ def tf_peer(steps):
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("peer", choices=["torch", "tf"])
+    ap.add_argument("peer", choices=["torch", "tf", "lite0"])
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--sizes", default="224,192,160")
     a = ap.parse_args()
-    torch_peer(a.steps) if a.peer == "torch" else tf_peer(a.steps)
+    if a.peer == "torch":
+        torch_peer(a.steps)
+    elif a.peer == "lite0":
+        lite0_peer(a.steps, [int(s) for s in a.sizes.split(",")])
+    else:
+        tf_peer(a.steps)

@@ -7,10 +7,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use gemstones::cli::{Preset, init_logging, prepare, stop_on_ctrl_c};
-use gemstones::model::{
-    Classifier, ModelConfig, Precision, ProgressiveResize, Trainer, evaluate, split_indices,
-};
+use gemstones::cli::{Preset, check_pretrained, init_logging, prepare, stop_on_ctrl_c};
+use gemstones::model::{Classifier, Precision, ProgressiveResize, Trainer, evaluate, split_indices};
 
 #[derive(Parser, Debug)]
 #[command(about = "Train a gem classifier from a folder of class folders")]
@@ -67,6 +65,15 @@ struct Args {
     /// Evaluate with test-time augmentation (average with the mirror image).
     #[arg(long)]
     tta: bool,
+    /// Pretrained checkpoint to start from (PyTorch .pth or .safetensors;
+    /// default for the lite presets: the ImageNet weights `make weights`
+    /// installs).
+    #[arg(long)]
+    pretrained: Option<PathBuf>,
+    /// Epochs that train only the new classifier before the whole network
+    /// (lite presets; default 2).
+    #[arg(long)]
+    frozen_epochs: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -74,10 +81,7 @@ fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     let (mut model, mut train, mut pre) = a.preset.configs();
     if let Some(s) = a.input_size {
-        match &mut model {
-            ModelConfig::Tutorial(c) => c.input_size = s,
-            ModelConfig::Resnet(c) => c.input_size = s,
-        }
+        model = model.with_input_size(s);
     }
     if let Some(s) = a.image_size {
         pre.size = s;
@@ -99,6 +103,13 @@ fn main() -> anyhow::Result<()> {
         }
         (None, None) => {}
     }
+    if let Some(p) = &a.pretrained {
+        train.pretrained = Some(p.clone());
+    }
+    if let (Some(n), Some(f)) = (a.frozen_epochs, train.fine_tune.as_mut()) {
+        f.frozen_epochs = n;
+    }
+    check_pretrained(&train)?;
     if let Some(p) = a.precision.as_deref() {
         train.precision = if p == "f32" { Precision::F32 } else { Precision::Bf16 };
     }

@@ -59,9 +59,9 @@ struct Args {
     /// libtorch threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
-    /// Compute precision.
-    #[arg(long, value_parser = ["bf16", "f32"], default_value = "bf16")]
-    precision: String,
+    /// Compute precision (default: the preset's: bf16, f32 for lite0/lite2).
+    #[arg(long, value_parser = ["bf16", "f32"])]
+    precision: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -96,7 +96,7 @@ fn main() -> anyhow::Result<()> {
     cfg.seed = a.seed;
     cfg.train_fraction = a.train_fraction;
     cfg.threads = a.threads;
-    cfg.precision = if a.precision == "f32" { Precision::F32 } else { Precision::Bf16 };
+    cfg.precision = a.precision.map(|p| if p == "f32" { Precision::F32 } else { Precision::Bf16 });
     println!("gemstones workflow -> {}", a.run_dir.display());
     let out = run(&cfg, stop_on_ctrl_c(), &mut |line| println!("{line}"))?;
     println!(

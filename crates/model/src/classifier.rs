@@ -68,9 +68,10 @@ impl Classifier {
             mdir.last_dir().join("weights.safetensors")
         };
         let mut vs = nn::VarStore::new(crate::device::best_device());
-        let net = Net::new(&vs.root(), &spec.model, classes.len(), spec.precision)?;
+        let mut net = Net::new(&vs.root(), &spec.model, classes.len(), spec.precision)?;
         load_weights(&mut vs, &weights)?;
         to_channels_last(&vs);
+        net.fold_for_inference();
         let s = spec.model.input_size();
         let resize = BatchAugmenter::new(AugmentConfig::identity(), 0, s, s)?;
         Ok(Self { spec, classes, net, _vs: vs, resize, tta: false, weights })

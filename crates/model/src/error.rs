@@ -32,6 +32,15 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A checkpoint (PyTorch or safetensors) is unreadable, or lacks a
+    /// tensor or has one of the wrong shape.
+    #[error("{path}: {reason}")]
+    BadCheckpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong (naming the tensor where one is at fault).
+        reason: String,
+    },
     /// A configuration value is out of range.
     #[error("invalid configuration: {reason}")]
     InvalidConfig {

