@@ -74,6 +74,14 @@ struct Args {
     /// (lite presets; default 2).
     #[arg(long)]
     frozen_epochs: Option<usize>,
+    /// Leading stages of the pretrained body kept frozen after that (lite
+    /// presets; default 4 of 9).
+    #[arg(long)]
+    frozen_stages: Option<usize>,
+    /// Mixup with this Beta(alpha, alpha) (0 turns it off; default: the
+    /// preset's, off).
+    #[arg(long)]
+    mixup: Option<f64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -106,8 +114,12 @@ fn main() -> anyhow::Result<()> {
     if let Some(p) = &a.pretrained {
         train.pretrained = Some(p.clone());
     }
-    if let (Some(n), Some(f)) = (a.frozen_epochs, train.fine_tune.as_mut()) {
-        f.frozen_epochs = n;
+    if let Some(f) = train.fine_tune.as_mut() {
+        f.frozen_epochs = a.frozen_epochs.unwrap_or(f.frozen_epochs);
+        f.frozen_stages = a.frozen_stages.unwrap_or(f.frozen_stages);
+    }
+    if let Some(alpha) = a.mixup {
+        train.mixup = (alpha > 0.0).then_some(alpha);
     }
     check_pretrained(&train)?;
     if let Some(p) = a.precision.as_deref() {
