@@ -55,6 +55,17 @@ fn weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
     t
 }
 
+/// Train into `dir` to the end (resuming what is there).
+fn train_to_end(
+    model: &ModelConfig,
+    cfg: &TrainConfig,
+    set: &Arc<ImageSet>,
+    pre: &PreprocessConfig,
+    dir: &Path,
+) -> TrainReport {
+    Trainer::new(model.clone(), cfg.clone()).unwrap().progress(false).run(set.clone(), pre, dir).unwrap()
+}
+
 /// Train into `dir`, raising the stop flag from the first epoch's callback.
 fn interrupted_after_one_epoch(
     model: ModelConfig,
@@ -79,11 +90,7 @@ fn training_is_deterministic_resumable_and_interruptible() {
     let tmp = tempfile::tempdir().unwrap();
     let (set, pre) = tiny_set(&tmp.path().join("photos"));
     let full = tmp.path().join("full");
-    let r = Trainer::new(tiny_model(), tiny_train(3))
-        .unwrap()
-        .progress(false)
-        .run(set.clone(), &pre, &full)
-        .unwrap();
+    let r = train_to_end(&tiny_model(), &tiny_train(3), &set, &pre, &full);
     assert_eq!((r.stop, r.history.len(), r.images), (StopReason::Completed, 3, (24, 6)));
     for f in [
         "config.json",
@@ -105,11 +112,7 @@ fn training_is_deterministic_resumable_and_interruptible() {
     let part = tmp.path().join("part");
     let r1 = interrupted_after_one_epoch(tiny_model(), tiny_train(3), &set, &pre, &part);
     assert_eq!((r1.stop, r1.history.len()), (StopReason::Interrupted, 1));
-    let r2 = Trainer::new(tiny_model(), tiny_train(3))
-        .unwrap()
-        .progress(false)
-        .run(set.clone(), &pre, &part)
-        .unwrap();
+    let r2 = train_to_end(&tiny_model(), &tiny_train(3), &set, &pre, &part);
     assert!(r2.resumed);
     assert_eq!(r2.history.len(), 3);
     let strip = |h: &[EpochStats]| {
@@ -153,18 +156,14 @@ fn progressive_resizing_grows_the_input_and_resumes_the_same() {
     let cfg =
         TrainConfig { progressive: Some(ProgressiveResize { start_size: 32, ramp: 0.67 }), ..tiny_train(3) };
     let full = tmp.path().join("full");
-    let r = Trainer::new(model.clone(), cfg.clone())
-        .unwrap()
-        .progress(false)
-        .run(set.clone(), &pre, &full)
-        .unwrap();
+    let r = train_to_end(&model, &cfg, &set, &pre, &full);
     assert_eq!(r.history.iter().map(|e| e.input_size).collect::<Vec<_>>(), [32, 32, 48]);
     assert!(r.history.iter().all(|e| e.val_top1.is_some()));
     // Interrupted in the small-image phase and resumed: the same run.
     let part = tmp.path().join("part");
     let r1 = interrupted_after_one_epoch(model.clone(), cfg.clone(), &set, &pre, &part);
     assert_eq!(r1.history.len(), 1);
-    let r2 = Trainer::new(model, cfg.clone()).unwrap().progress(false).run(set.clone(), &pre, &part).unwrap();
+    let r2 = train_to_end(&model, &cfg, &set, &pre, &part);
     let sizes_losses = |h: &[EpochStats]| h.iter().map(|e| (e.input_size, e.train_loss)).collect::<Vec<_>>();
     assert_eq!(sizes_losses(&r2.history), sizes_losses(&r.history));
     assert_eq!(weights(&part), weights(&full));
@@ -198,7 +197,7 @@ fn a_loss_that_turns_nan_stops_with_the_last_good_checkpoint_kept() {
     let tmp = tempfile::tempdir().unwrap();
     let (set, pre) = tiny_set(&tmp.path().join("photos"));
     let dir = tmp.path().join("model");
-    Trainer::new(tiny_model(), tiny_train(1)).unwrap().progress(false).run(set.clone(), &pre, &dir).unwrap();
+    train_to_end(&tiny_model(), &tiny_train(1), &set, &pre, &dir);
     let before = weights(&dir);
     // Continue with an absurd learning rate: the weights blow up.
     let wild = TrainConfig {
@@ -222,7 +221,7 @@ fn a_model_directory_predicts_and_bad_ones_are_named() {
     let photos = tmp.path().join("photos");
     let (set, pre) = tiny_set(&photos);
     let dir = tmp.path().join("model");
-    Trainer::new(tiny_model(), tiny_train(2)).unwrap().progress(false).run(set.clone(), &pre, &dir).unwrap();
+    train_to_end(&tiny_model(), &tiny_train(2), &set, &pre, &dir);
 
     // Moved to another place (another machine), it still loads.
     let moved = tmp.path().join("elsewhere");
@@ -314,11 +313,7 @@ fn fine_tuning_lite0_trains_the_head_first_then_everything_and_resumes_the_same(
     }
 
     // Resumed into the unfrozen phase: everything learns.
-    let r2 = Trainer::new(model.clone(), cfg.clone())
-        .unwrap()
-        .progress(false)
-        .run(set.clone(), &pre, &part)
-        .unwrap();
+    let r2 = train_to_end(&model, &cfg, &set, &pre, &part);
     assert!(r2.resumed && r2.history.len() == 3);
     let last = tensors(&part.join("last/weights.safetensors"));
     for name in ["_conv_stem.weight", "_blocks.7._depthwise_conv.weight", "_bn1.running_mean"] {
@@ -331,11 +326,7 @@ fn fine_tuning_lite0_trains_the_head_first_then_everything_and_resumes_the_same(
     // The same as an uninterrupted run, step for step (the optimizer's
     // fresh start at the unfreezing is part of the run, not of resuming).
     let full = tmp.path().join("full");
-    let r = Trainer::new(model.clone(), cfg.clone())
-        .unwrap()
-        .progress(false)
-        .run(set.clone(), &pre, &full)
-        .unwrap();
+    let r = train_to_end(&model, &cfg, &set, &pre, &full);
     let strip = |h: &[EpochStats]| h.iter().map(|e| (e.train_loss, e.val_loss)).collect::<Vec<_>>();
     assert_eq!(strip(&r.history), strip(&r2.history));
     assert_eq!(weights(&full), weights(&part));
