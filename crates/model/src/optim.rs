@@ -196,17 +196,17 @@ impl Adam {
                     continue;
                 }
                 let lr = lr * scale;
-                let c = OptimizerConfig { weight_decay: if decayed { c.weight_decay } else { 0.0 }, ..c };
-                if c.kind == OptimizerKind::Adam && c.weight_decay > 0.0 {
-                    g = &g + &*var * c.weight_decay;
+                let weight_decay = if decayed { c.weight_decay } else { 0.0 };
+                if c.kind == OptimizerKind::Adam && weight_decay > 0.0 {
+                    g = &g + &*var * weight_decay;
                 }
                 // In place where libtorch allows, as torch.optim.Adam: two
                 // temporaries per tensor instead of eight.
                 let _ = m.lerp_(&g, 1.0 - c.beta1);
                 let _ = v.g_mul_scalar_(c.beta2);
                 let _ = v.addcmul_(&g, &(&g * (1.0 - c.beta2)));
-                if c.kind == OptimizerKind::AdamW && c.weight_decay > 0.0 {
-                    let _ = var.g_mul_scalar_(1.0 - lr * c.weight_decay);
+                if c.kind == OptimizerKind::AdamW && weight_decay > 0.0 {
+                    let _ = var.g_mul_scalar_(1.0 - lr * weight_decay);
                 }
                 let mut denom = v.sqrt();
                 let _ = denom.g_div_scalar_(bc2.sqrt());

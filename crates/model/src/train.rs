@@ -579,18 +579,18 @@ impl<'a> Trainer<'a> {
                 state.running.wait += (busy_start - wait_start).as_secs_f64();
                 let step = batch.epoch * nb + batch.index;
                 let lr = match cfg.fine_tune {
-                    Some(f) => f.lr(&cfg.schedule, cfg.lr, step, frozen_steps, total_steps),
+                    Some(f) => {
+                        net.freeze_stages(if step < frozen_steps { usize::MAX } else { f.frozen_stages });
+                        if step == frozen_steps && frozen_steps > 0 {
+                            // The body joins in: a fresh optimizer state for
+                            // the second phase (the same whether or not a run
+                            // resumed at this step).
+                            opt.reset();
+                        }
+                        f.lr(&cfg.schedule, cfg.lr, step, frozen_steps, total_steps)
+                    }
                     None => cfg.schedule.lr(cfg.lr, step, total_steps),
                 };
-                if let Some(f) = cfg.fine_tune {
-                    net.freeze_stages(if step < frozen_steps { usize::MAX } else { f.frozen_stages });
-                }
-                if step == frozen_steps && frozen_steps > 0 {
-                    // The body joins in: a fresh optimizer state for the
-                    // second phase (the same whether or not a run resumed
-                    // at this step).
-                    opt.reset();
-                }
                 let (loss, correct) = train_step(&net, &mut opt, &cfg, &batch, lr, step)?;
                 if !loss.is_finite() {
                     return Err(Error::NonFiniteLoss { epoch: batch.epoch + 1, batch: batch.index, loss });
