@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use gemstones::dataset::{RenameConfig, plan_rename, rename, resume_rename, scan};
+use gemstones::dataset::{RenameConfig, pending_rename, plan_rename, rename, scan};
 
 #[derive(Parser, Debug)]
 #[command(about = "Rename files to <class name lower-cased>_<n>.<ext lower-cased>, never overwriting")]
@@ -25,12 +25,15 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     let cfg = RenameConfig { compact: a.compact, start: a.start };
-    if let Some(n) = resume_rename(&a.root)? {
-        println!("finished an interrupted rename of {n} files");
-    }
     if a.apply {
         let s = rename(&a.root, &cfg)?;
+        if s.resumed {
+            println!("finished an interrupted rename first");
+        }
         println!("renamed {} files, {} already named", s.renamed, s.kept);
+    } else if let Some(n) = pending_rename(&a.root)? {
+        // A dry run never writes, not even to finish an earlier run.
+        println!("an interrupted rename of {n} files is pending: add --apply to finish it (nothing changed)");
     } else {
         print!("{}", plan_rename(&scan(&a.root)?, &cfg)?.describe());
         println!("(dry run: add --apply to rename)");

@@ -82,27 +82,15 @@ pub fn save_cache(path: &Path, pre: &Preprocessed, cfg: &PreprocessConfig, finge
     };
     let json =
         serde_json::to_vec(&header).map_err(|source| Error::Json { path: path.to_path_buf(), source })?;
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).at(parent)?;
-    }
-    let tmp = crate::fsutil::temp_sibling(path, "partial");
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+    crate::fsutil::write_atomic_with(path, |f| {
         f.write_all(MAGIC)?;
         f.write_all(&CACHE_VERSION.to_le_bytes())?;
         f.write_all(&(json.len() as u64).to_le_bytes())?;
         f.write_all(&json)?;
         let labels: Vec<u8> = set.labels.iter().flat_map(|l| l.to_le_bytes()).collect();
         f.write_all(&labels)?;
-        f.write_all(set.pixels())?;
-        let f = f.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.at(path)
+        f.write_all(set.pixels())
+    })
 }
 
 /// A cache read back from disk.

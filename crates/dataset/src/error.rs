@@ -82,6 +82,15 @@ pub enum Error {
         /// The existing file.
         path: PathBuf,
     },
+    /// A split's output folder cannot be used (not empty, another split,
+    /// inside the source) or a planned file vanished.
+    #[error("{path}: split: {reason}")]
+    SplitOutput {
+        /// The output folder or file concerned.
+        path: PathBuf,
+        /// What is wrong, and what to do.
+        reason: String,
+    },
     /// A rename plan could not be made or finished safely.
     #[error("{path}: rename: {reason}")]
     Rename {

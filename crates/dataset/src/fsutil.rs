@@ -5,6 +5,10 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
 
+const PARTIAL_TAG: &str = "partial";
+/// What every temporary name of a partly written file contains.
+const PARTIAL: &str = ".partial-";
+
 /// A sibling temporary path for `path` (same folder, so a rename is atomic).
 pub(crate) fn temp_sibling(path: &Path, tag: &str) -> PathBuf {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -18,17 +22,33 @@ pub(crate) fn temp_sibling(path: &Path, tag: &str) -> PathBuf {
 
 /// Write `bytes` to `path` through a temporary file and an atomic rename,
 /// replacing `path` if it exists (for files this crate owns: caches,
-/// indexes, reports).
+/// indexes, reports). See [`write_atomic_with`].
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+    write_atomic_with(path, |f| f.write_all(bytes))
+}
+
+/// Write `path` with `write` into a uniquely named temporary sibling,
+/// flush it to disk, rename it over `path` and flush the folder: whatever
+/// instant the process dies at, `path` holds its old content or the whole
+/// new one, and a failed write leaves no temporary behind.
+pub(crate) fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<fs::File>) -> std::io::Result<()>,
+) -> Result<()> {
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(parent) = parent {
         fs::create_dir_all(parent).at(parent)?;
     }
-    let tmp = temp_sibling(path, "partial");
+    remove_stale_temporaries_of(path)?;
+    let tmp = temp_sibling(path, PARTIAL_TAG);
     let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
+        let mut f = std::io::BufWriter::with_capacity(1 << 20, fs::File::create(&tmp)?);
+        write(&mut f)?;
+        f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        fail::fail_point!("fsutil::write-atomic-synced", |_| Err(std::io::Error::other("failpoint")));
+        fs::rename(&tmp, path)?;
+        // The rename itself is durable once the folder is flushed.
+        fs::File::open(parent.unwrap_or(Path::new("."))).and_then(|d| d.sync_all())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -38,12 +58,59 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Move `from` to `to` without ever replacing an existing `to`.
 ///
-/// Uses a hard link followed by removing `from` (the link fails atomically
-/// if `to` exists); where hard links are unsupported, falls back to an
-/// existence check and a rename.
+/// On Linux this is one atomic `renameat2(RENAME_NOREPLACE)`: an
+/// interruption leaves the file under exactly one of its two names. Where
+/// the file system lacks that call, it is a hard link (which fails
+/// atomically if `to` exists) followed by removing `from`: an interruption
+/// between the two leaves both names on one file, which
+/// [`finish_interrupted_move`] repairs.
 pub(crate) fn rename_no_clobber(from: &Path, to: &Path) -> Result<()> {
+    fail::fail_point!("fsutil::rename-noreplace", |_| link_then_unlink(from, to));
+    match rename_noreplace(from, to) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(Error::WouldOverwrite { path: to.to_path_buf() })
+        }
+        Err(e) if is_unsupported(&e) => link_then_unlink(from, to),
+        Err(e) => Err(e).at(from),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path holds a NUL byte"))
+    };
+    let (cfrom, cto) = (c(from)?, c(to)?);
+    // SAFETY: both pointers are valid NUL-terminated strings that outlive
+    // the call; AT_FDCWD makes relative paths relative to the working
+    // directory, as std::fs::rename does.
+    let rc = unsafe {
+        libc::renameat2(libc::AT_FDCWD, cfrom.as_ptr(), libc::AT_FDCWD, cto.as_ptr(), libc::RENAME_NOREPLACE)
+    };
+    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn rename_noreplace(_from: &Path, _to: &Path) -> std::io::Result<()> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+}
+
+/// The errors of a file system or kernel without `RENAME_NOREPLACE`.
+fn is_unsupported(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::Unsupported
+        || matches!(e.raw_os_error(), Some(code) if code == libc::EINVAL || code == libc::ENOSYS || code == libc::EOPNOTSUPP)
+}
+
+/// The fallback no-clobber move: link, then unlink.
+fn link_then_unlink(from: &Path, to: &Path) -> Result<()> {
     match fs::hard_link(from, to) {
-        Ok(()) => fs::remove_file(from).at(from),
+        Ok(()) => {
+            fail::fail_point!("fsutil::between-link-and-unlink");
+            fs::remove_file(from).at(from)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             Err(Error::WouldOverwrite { path: to.to_path_buf() })
         }
@@ -56,11 +123,79 @@ pub(crate) fn rename_no_clobber(from: &Path, to: &Path) -> Result<()> {
     }
 }
 
-/// Copy `from` to `to` through a temporary file; never replaces `to`.
+/// Whether `a` and `b` are two names of one file (same device and inode).
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::symlink_metadata(a), fs::symlink_metadata(b)) {
+        (Ok(ma), Ok(mb)) => ma.dev() == mb.dev() && ma.ino() == mb.ino(),
+        _ => false,
+    }
+}
+
+/// Finish a [`rename_no_clobber`] of `from` to `to` that was interrupted
+/// between its link and its unlink (both names on one file): remove `from`.
+/// Returns whether there was such a move to finish.
+pub(crate) fn finish_interrupted_move(from: &Path, to: &Path) -> Result<bool> {
+    if same_file(from, to) {
+        fs::remove_file(from).at(from)?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// Remove the temporaries of `path` that an earlier [`write_atomic_with`]
+/// left when its process died mid-write.
+fn remove_stale_temporaries_of(path: &Path) -> Result<()> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok(());
+    };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let prefix = format!(".{}{PARTIAL}", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let entry = entry.at(dir)?;
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            fs::remove_file(entry.path()).at(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Remove the temporaries that [`copy_no_clobber`] and [`write_atomic`]
+/// leave in `dir`'s class folders when the process dies mid-write (hidden
+/// `.<name>.partial-…` files; for folders this crate owns).
+pub(crate) fn remove_stale_temporaries(dir: &Path) -> Result<()> {
+    let Ok(classes) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for class in classes {
+        let class = class.at(dir)?.path();
+        let Ok(entries) = fs::read_dir(&class) else {
+            continue;
+        };
+        for entry in entries {
+            let entry = entry.at(&class)?;
+            let name = entry.file_name();
+            if is_hidden(&name) && name.to_string_lossy().contains(PARTIAL) {
+                fs::remove_file(entry.path()).at(entry.path())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Copy `from` to `to` through a temporary file, flushed to disk before it
+/// takes its name; never replaces `to`.
 pub(crate) fn copy_no_clobber(from: &Path, to: &Path) -> Result<()> {
-    let tmp = temp_sibling(to, "partial");
-    fs::copy(from, &tmp).at(from)?;
-    let result = rename_no_clobber(&tmp, to);
+    let tmp = temp_sibling(to, PARTIAL_TAG);
+    let result = (|| {
+        fs::copy(from, &tmp).at(from)?;
+        fs::File::open(&tmp).and_then(|f| f.sync_all()).at(&tmp)?;
+        fail::fail_point!("fsutil::copy-written");
+        rename_no_clobber(&tmp, to)
+    })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }

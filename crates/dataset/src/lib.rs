@@ -61,8 +61,8 @@ pub use preprocess::{
     preprocess_folder,
 };
 pub use rename::{
-    RenameConfig, RenameMove, RenamePlan, RenameSummary, canonical_name, journal_path, plan_rename, rename,
-    resume_rename,
+    RenameConfig, RenameMove, RenamePlan, RenameSummary, canonical_name, journal_path, pending_rename,
+    plan_rename, rename, resume_rename,
 };
 pub use scan::{FileEntry, ImageFolder, natural_cmp, scan};
 pub use split::{

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{rename_no_clobber, write_atomic};
+use crate::fsutil::{finish_interrupted_move, rename_no_clobber, write_atomic};
 use crate::scan::{ImageFolder, file_name, scan};
 
 const JOURNAL: &str = ".gemstones-rename.json";
@@ -257,21 +257,26 @@ fn run_journal(root: &Path, j: &mut Journal, cancel: &dyn Fn() -> bool) -> Resul
     if j.phase == 1 {
         for e in &j.entries {
             let (from, tmp) = (root.join(&e.from), root.join(&e.tmp));
-            if tmp.exists() {
-                continue; // moved before an interruption
+            if tmp.symlink_metadata().is_ok() {
+                // Moved before an interruption (perhaps between the link
+                // and the unlink of a move: then `from` is the same file).
+                finish_interrupted_move(&from, &tmp)?;
+                continue;
             }
             if cancel() {
                 return Err(Error::Cancelled);
             }
+            fail::fail_point!("rename::phase1-move");
             rename_no_clobber(&from, &tmp)?;
         }
+        fail::fail_point!("rename::phase1-done");
         j.phase = 2;
         save_journal(root, j)?;
     }
     for e in &j.entries {
         let (tmp, to) = (root.join(&e.tmp), root.join(&e.to));
-        if !tmp.exists() {
-            if to.exists() {
+        if tmp.symlink_metadata().is_err() {
+            if to.symlink_metadata().is_ok() {
                 continue; // finished before an interruption
             }
             return Err(Error::Rename {
@@ -279,24 +284,42 @@ fn run_journal(root: &Path, j: &mut Journal, cancel: &dyn Fn() -> bool) -> Resul
                 reason: "temporary file missing and target absent".into(),
             });
         }
+        if finish_interrupted_move(&tmp, &to)? {
+            continue;
+        }
         if cancel() {
             return Err(Error::Cancelled);
         }
+        fail::fail_point!("rename::phase2-move");
         rename_no_clobber(&tmp, &to)?;
     }
+    fail::fail_point!("rename::phase2-done");
     std::fs::remove_file(journal_path(root)).at(journal_path(root))
+}
+
+/// The moves an interrupted rename of `root` still has to make, if its
+/// journal is there (for a dry run: nothing is touched).
+pub fn pending_rename(root: impl AsRef<Path>) -> Result<Option<usize>> {
+    Ok(read_journal(root.as_ref())?.map(|j| j.entries.len()))
+}
+
+fn read_journal(root: &Path) -> Result<Option<Journal>> {
+    let path = journal_path(root);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).at(path),
+    };
+    serde_json::from_slice(&bytes).map(Some).map_err(|source| Error::Json { path, source })
 }
 
 /// Finish an interrupted rename of `root`, if its journal is there.
 /// Returns how many files the journal covered.
 pub fn resume_rename(root: impl AsRef<Path>) -> Result<Option<usize>> {
     let root = root.as_ref();
-    let path = journal_path(root);
-    if !path.exists() {
+    let Some(mut j) = read_journal(root)? else {
         return Ok(None);
-    }
-    let bytes = std::fs::read(&path).at(&path)?;
-    let mut j: Journal = serde_json::from_slice(&bytes).map_err(|source| Error::Json { path, source })?;
+    };
     run_journal(root, &mut j, &|| false)?;
     Ok(Some(j.entries.len()))
 }

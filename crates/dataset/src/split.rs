@@ -1,4 +1,5 @@
 //! Stratified, seeded splits: in memory (indices) and on disk (folders).
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use rand::SeedableRng;
@@ -7,8 +8,11 @@ use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{copy_no_clobber, rename_no_clobber, same_content, write_atomic};
-use crate::scan::{ImageFolder, file_name};
+use crate::fsutil::{
+    copy_no_clobber, finish_interrupted_move, remove_stale_temporaries, rename_no_clobber, same_content,
+    write_atomic,
+};
+use crate::scan::ImageFolder;
 
 /// Named split fractions that sum to 1, such as train 0.9 / test 0.1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -263,77 +267,273 @@ pub struct SplitReport {
     /// Destination folder (holding one folder per split).
     pub out: PathBuf,
     /// For each split name, the files placed (relative to the split
-    /// folder), by class.
+    /// folder, `<Class>/<file>`; the source file is `<source>/<Class>/<file>`).
     pub files: Vec<(String, Vec<PathBuf>)>,
     /// Files already present with the same content (a re-run), not copied.
     pub already_present: usize,
     /// Small-class warnings.
     pub warnings: Vec<String>,
+    /// Whether every file was placed. `split.json` is written with `false`
+    /// before the first file is placed (the plan a re-run finishes) and
+    /// with `true` at the end.
+    #[serde(default = "complete_by_default")]
+    pub complete: bool,
 }
+
+fn complete_by_default() -> bool {
+    true
+}
+
+const SPLIT_RECORD: &str = "split.json";
 
 /// Split a scanned folder into `<out>/<split>/<Class>/<file>`, stratified
 /// and seeded. Every class folder is created in every split (even when
 /// empty), and `<out>/classes.json` and `<out>/split.json` are written.
-/// An existing destination file with the same content is left alone (so a
-/// re-run completes an interrupted one); with other content it is an error
-/// and nothing is overwritten.
+///
+/// `out` must not exist, be empty, or hold a split made by this function
+/// from the same source with the same configuration: then the recorded
+/// plan is finished (after an interruption, in any mode) or found complete
+/// (a re-run changes nothing). Any other output folder is refused before
+/// anything is written, so two splits never mix; so are outputs inside the
+/// source and sources inside the output. An existing destination file with
+/// other content is an error and is never overwritten.
 pub fn split_folder(folder: &ImageFolder, out: impl AsRef<Path>, cfg: &SplitConfig) -> Result<SplitReport> {
     let out = out.as_ref();
+    refuse_nested(&folder.root, out)?;
+    let mut report = match read_record(out)? {
+        Some(recorded) => continue_recorded(recorded, folder, out, cfg)?,
+        None => start_split(out, plan_split(folder, out, cfg)?)?,
+    };
+    prepare_output(folder, out, &report)?;
+    report.already_present = place_files(&report)?;
+    report.complete = true;
+    write_record(out, &report)?;
+    Ok(report)
+}
+
+/// The split of `folder` into `out`, as a record not yet carried out.
+fn plan_split(folder: &ImageFolder, out: &Path, cfg: &SplitConfig) -> Result<SplitReport> {
     let labels: Vec<usize> = folder.files.iter().map(|f| f.class).collect();
     let names = folder.classes.names();
     let idx = stratified_split_named(&labels, &cfg.ratios, cfg.seed, cfg.small_class, &|c| {
         names.get(c).cloned().unwrap_or_default()
     })?;
-    let mut report = SplitReport {
+    let relative = |i: usize| {
+        let f = &folder.files[i];
+        PathBuf::from(&names[f.class]).join(f.path.file_name().unwrap_or_default())
+    };
+    let files = cfg
+        .ratios
+        .names()
+        .zip(&idx.splits)
+        .map(|(split, items)| (split.to_string(), items.iter().map(|&i| relative(i)).collect()))
+        .collect();
+    Ok(SplitReport {
         config: cfg.clone(),
         source: folder.root.clone(),
         out: out.to_path_buf(),
-        files: Vec::new(),
+        files,
         already_present: 0,
-        warnings: idx.warnings.clone(),
-    };
-    for (split, items) in cfg.ratios.names().zip(&idx.splits) {
-        for class in names {
+        warnings: idx.warnings,
+        complete: false,
+    })
+}
+
+/// A new split: `out` must be absent or empty (but for temporaries of a
+/// run that died before writing its record); the plan is recorded before
+/// anything else is written.
+fn start_split(out: &Path, plan: SplitReport) -> Result<SplitReport> {
+    let foreign = std::fs::read_dir(out)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .find(|name| !name.to_string_lossy().starts_with(&format!(".{SPLIT_RECORD}.partial-")));
+    if let Some(name) = foreign {
+        return Err(Error::SplitOutput {
+            path: out.to_path_buf(),
+            reason: format!(
+                "not empty (holds {name:?}) and holds no split record; choose a new or empty folder"
+            ),
+        });
+    }
+    write_record(out, &plan)?;
+    Ok(plan)
+}
+
+/// Every split's class folders, and the class index.
+fn prepare_output(folder: &ImageFolder, out: &Path, plan: &SplitReport) -> Result<()> {
+    for (split, _) in &plan.files {
+        for class in folder.classes.names() {
             let d = out.join(split).join(class);
             std::fs::create_dir_all(&d).at(&d)?;
         }
-        let mut placed = Vec::with_capacity(items.len());
-        for &i in items {
-            let f = &folder.files[i];
-            let rel = PathBuf::from(&names[f.class]).join(file_name(&f.path));
-            let dst = out.join(split).join(&rel);
-            if dst.exists() {
-                if same_content(&f.path, &dst)? {
-                    report.already_present += 1;
-                    if cfg.mode == TransferMode::Move {
-                        std::fs::remove_file(&f.path).at(&f.path)?;
-                    }
-                    placed.push(rel);
-                    continue;
-                }
-                return Err(Error::WouldOverwrite { path: dst });
-            }
-            match cfg.mode {
-                TransferMode::Copy => copy_no_clobber(&f.path, &dst)?,
-                TransferMode::HardLink => std::fs::hard_link(&f.path, &dst).at(&dst)?,
-                TransferMode::Move => match rename_no_clobber(&f.path, &dst) {
-                    Err(Error::Io { .. }) => {
-                        // Another file system: copy, then remove the source.
-                        copy_no_clobber(&f.path, &dst)?;
-                        std::fs::remove_file(&f.path).at(&f.path)?;
-                    }
-                    other => other?,
-                },
-            }
-            placed.push(rel);
-        }
-        report.files.push((split.to_string(), placed));
     }
-    folder.classes.save(out.join("classes.json"))?;
-    let json = serde_json::to_vec_pretty(&report)
-        .map_err(|source| Error::Json { path: out.join("split.json"), source })?;
-    write_atomic(&out.join("split.json"), &json)?;
-    Ok(report)
+    folder.classes.save(out.join("classes.json"))
+}
+
+/// A re-run into a folder that holds a split record: the same source and
+/// configuration finish (or re-check) the recorded plan; anything else is
+/// refused, naming what differs. The recorded plan is kept, not made
+/// again: after an interrupted move the source holds only the rest.
+fn continue_recorded(
+    recorded: SplitReport,
+    folder: &ImageFolder,
+    out: &Path,
+    cfg: &SplitConfig,
+) -> Result<SplitReport> {
+    let refuse = |reason: String| Err(Error::SplitOutput { path: out.to_path_buf(), reason });
+    if !same_settings(&recorded.config, cfg) {
+        return refuse(format!(
+            "holds a split made with other settings (seed {}, ratios {:?}, {:?}); this run asks for seed {}, \
+             ratios {:?}, {:?}: choose a new or empty folder",
+            recorded.config.seed,
+            recorded.config.ratios.parts,
+            recorded.config.mode,
+            cfg.seed,
+            cfg.ratios.parts,
+            cfg.mode
+        ));
+    }
+    if !same_folder(&recorded.source, &folder.root) {
+        return refuse(format!(
+            "holds a split of {}, not of {}: choose a new or empty folder",
+            recorded.source.display(),
+            folder.root.display()
+        ));
+    }
+    let recorded_files: HashSet<&PathBuf> = recorded.files.iter().flat_map(|(_, f)| f).collect();
+    let names = folder.classes.names();
+    if let Some(extra) = folder.files.iter().find(|f| {
+        !recorded_files.contains(&PathBuf::from(&names[f.class]).join(f.path.file_name().unwrap_or_default()))
+    }) {
+        return refuse(format!(
+            "holds a split of {} made before {} was added: split into a new folder to include new files",
+            recorded.source.display(),
+            extra.path.display()
+        ));
+    }
+    for (split, _) in &recorded.files {
+        remove_stale_temporaries(&out.join(split))?;
+    }
+    Ok(SplitReport { out: out.to_path_buf(), source: folder.root.clone(), ..recorded })
+}
+
+/// Place every planned file that is not yet in place; returns how many
+/// already were (same content, or moved by an interrupted run).
+fn place_files(plan: &SplitReport) -> Result<usize> {
+    let mut already_present = 0;
+    for (split, files) in &plan.files {
+        for rel in files {
+            let (src, dst) = (plan.source.join(rel), plan.out.join(split).join(rel));
+            fail::fail_point!("split::place-file");
+            if place_file(&src, &dst, plan.config.mode)? == Placed::AlreadyThere {
+                already_present += 1;
+            }
+        }
+    }
+    Ok(already_present)
+}
+
+#[derive(PartialEq)]
+enum Placed {
+    Now,
+    AlreadyThere,
+}
+
+fn place_file(src: &Path, dst: &Path, mode: TransferMode) -> Result<Placed> {
+    if dst.symlink_metadata().is_ok() {
+        if src.symlink_metadata().is_err() {
+            return Ok(Placed::AlreadyThere); // moved by an interrupted run
+        }
+        if mode == TransferMode::Move && finish_interrupted_move(src, dst)? {
+            return Ok(Placed::AlreadyThere);
+        }
+        if !same_content(src, dst)? {
+            return Err(Error::WouldOverwrite { path: dst.to_path_buf() });
+        }
+        if mode == TransferMode::Move {
+            std::fs::remove_file(src).at(src)?;
+        }
+        return Ok(Placed::AlreadyThere);
+    }
+    if src.symlink_metadata().is_err() {
+        return Err(Error::SplitOutput {
+            path: src.to_path_buf(),
+            reason: "a planned file vanished from the source before it was placed".into(),
+        });
+    }
+    match mode {
+        TransferMode::Copy => copy_no_clobber(src, dst)?,
+        TransferMode::HardLink => std::fs::hard_link(src, dst).at(dst)?,
+        TransferMode::Move => match rename_no_clobber(src, dst) {
+            Err(Error::Io { .. }) => {
+                // Another file system: copy, then remove the source.
+                copy_no_clobber(src, dst)?;
+                std::fs::remove_file(src).at(src)?;
+            }
+            other => other?,
+        },
+    }
+    Ok(Placed::Now)
+}
+
+fn read_record(out: &Path) -> Result<Option<SplitReport>> {
+    let path = out.join(SPLIT_RECORD);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|source| Error::Json { path, source }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).at(path),
+    }
+}
+
+fn write_record(out: &Path, report: &SplitReport) -> Result<()> {
+    let path = out.join(SPLIT_RECORD);
+    let json =
+        serde_json::to_vec_pretty(report).map_err(|source| Error::Json { path: path.clone(), source })?;
+    write_atomic(&path, &json)
+}
+
+/// `path` made absolute with symlinks resolved, for the part that exists.
+fn resolved(path: &Path) -> PathBuf {
+    let mut existing = path;
+    let mut rest = Vec::new();
+    while existing.canonicalize().is_err() {
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => break,
+        }
+    }
+    let base = existing.canonicalize().unwrap_or_else(|_| std::path::absolute(existing).unwrap_or_default());
+    rest.iter().rev().fold(base, |p, name| p.join(name))
+}
+
+/// Equal configurations, ratios compared to round-off (JSON does not
+/// bring every float back bit for bit).
+fn same_settings(a: &SplitConfig, b: &SplitConfig) -> bool {
+    let same_ratios = a.ratios.len() == b.ratios.len()
+        && a.ratios.parts.iter().zip(&b.ratios.parts).all(|((n, r), (m, q))| n == m && (r - q).abs() < 1e-12);
+    same_ratios && a.seed == b.seed && a.mode == b.mode && a.small_class == b.small_class
+}
+
+fn same_folder(a: &Path, b: &Path) -> bool {
+    resolved(a) == resolved(b)
+}
+
+/// Refuse an output inside the source (a re-scan would take the split
+/// folders for classes, and a move would chase its own files) or a source
+/// inside the output.
+fn refuse_nested(source: &Path, out: &Path) -> Result<()> {
+    let (s, o) = (resolved(source), resolved(out));
+    if o.starts_with(&s) || s.starts_with(&o) {
+        return Err(Error::SplitOutput {
+            path: out.to_path_buf(),
+            reason: format!("overlaps the source folder {}; choose a folder outside it", source.display()),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
