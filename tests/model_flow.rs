@@ -143,6 +143,42 @@ fn training_is_deterministic_resumable_and_interruptible() {
 }
 
 #[test]
+fn resuming_with_other_settings_is_refused_and_a_longer_constant_run_allowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (set, pre) = tiny_set(&tmp.path().join("photos"));
+    let part = tmp.path().join("part");
+    interrupted_after_one_epoch(tiny_model(), tiny_train(3), &set, &pre, &part);
+    let config = std::fs::read(part.join("config.json")).unwrap();
+    let resume = |cfg: TrainConfig| {
+        Trainer::new(tiny_model(), cfg).unwrap().progress(false).run(set.clone(), &pre, &part)
+    };
+    for (cfg, named) in [
+        (TrainConfig { lr: 1e-2, ..tiny_train(3) }, "lr 0.003 -> 0.01"),
+        (TrainConfig { batch_size: 4, ..tiny_train(3) }, "batch_size 8 -> 4"),
+        (TrainConfig { precision: Precision::Bf16, ..tiny_train(3) }, "precision"),
+        // One-cycle depends on the run's length: more epochs are refused.
+        (tiny_train(5), "epochs 3 -> 5"),
+    ] {
+        let err = resume(cfg).unwrap_err().to_string();
+        assert!(err.contains(named) && err.contains("other settings"), "{err}");
+        assert_eq!(std::fs::read(part.join("config.json")).unwrap(), config, "config.json was overwritten");
+    }
+    // Threads only change speed.
+    let r = resume(TrainConfig { threads: Some(2), ..tiny_train(3) }).unwrap();
+    assert_eq!(r.history.len(), 3);
+
+    // With a constant rate, 2 epochs resumed to 3 are the 3-epoch run.
+    let constant = |epochs| TrainConfig { schedule: Schedule::Constant, ..tiny_train(epochs) };
+    let full = train_to_end(&tiny_model(), &constant(3), &set, &pre, &tmp.path().join("full"));
+    let short = tmp.path().join("short");
+    train_to_end(&tiny_model(), &constant(2), &set, &pre, &short);
+    let longer = train_to_end(&tiny_model(), &constant(3), &set, &pre, &short);
+    let losses = |h: &[EpochStats]| h.iter().map(|e| e.train_loss).collect::<Vec<_>>();
+    assert_eq!(losses(&longer.history), losses(&full.history));
+    assert_eq!(weights(&short), weights(&tmp.path().join("full")));
+}
+
+#[test]
 fn progressive_resizing_grows_the_input_and_resumes_the_same() {
     let tmp = tempfile::tempdir().unwrap();
     let (set, pre) = tiny_set(&tmp.path().join("photos"));
