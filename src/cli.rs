@@ -126,6 +126,44 @@ impl Preset {
     }
 }
 
+/// Exit codes the examples share (README, "Exit codes"): 0 success, 1 an
+/// error (the message names the file or URL), 2 a usage error (clap), and
+/// these two.
+pub mod exit {
+    use std::process::ExitCode;
+
+    /// The run finished but found problems: `verify` found undecodable files
+    /// or a photo in two folders, `predict` could not read some inputs, a
+    /// scrape found no class at all.
+    pub const PROBLEMS: u8 = 3;
+    /// Stopped by Ctrl-C (128 + SIGINT, as shells expect); the work done is
+    /// saved and a re-run resumes it.
+    pub const INTERRUPTED: u8 = 130;
+
+    /// `PROBLEMS` when `found` is true, else success.
+    pub fn problems_if(found: bool) -> ExitCode {
+        if found { ExitCode::from(PROBLEMS) } else { ExitCode::SUCCESS }
+    }
+
+    /// `INTERRUPTED` when `stopped` is true, else success.
+    pub fn interrupted_if(stopped: bool) -> ExitCode {
+        if stopped { ExitCode::from(INTERRUPTED) } else { ExitCode::SUCCESS }
+    }
+}
+
+/// End quietly when stdout is closed early (`count ... | head -1`), as Unix
+/// tools do: restores the default action of SIGPIPE, which the Rust runtime
+/// ignores (its `println!` would then panic on the broken pipe). Every file
+/// this project writes is written atomically, so dying there loses nothing.
+pub fn exit_quietly_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called at the start of main, before any other thread exists;
+    // SIG_DFL is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Log to stderr through `tracing`, filtered by `RUST_LOG` (default
 /// `info`).
 pub fn init_logging() {
@@ -174,6 +212,22 @@ pub fn prepare(
     let out = gemstones_dataset::load_or_build(&scanned, cfg, cache, &|n| bar.inc(n));
     bar.finish_and_clear();
     out
+}
+
+/// How a scrape example exits: 130 when Ctrl-C stopped it, 3 (with a
+/// warning) when it found no class at all, else 0.
+pub fn scrape_exit_code(summary: &gemstones_scrape::ScrapeSummary) -> std::process::ExitCode {
+    if summary.stopped {
+        return std::process::ExitCode::from(exit::INTERRUPTED);
+    }
+    if summary.classes == 0 {
+        eprintln!(
+            "warning: no class found from the start page ({} pages read): check the start URL and the \
+             profile's class selectors",
+            summary.pages
+        );
+    }
+    exit::problems_if(summary.classes == 0)
 }
 
 /// Run a scrape that the first Ctrl-C stops cleanly (downloads in flight

@@ -13,7 +13,7 @@ use std::time::Instant;
 use gemstones_augment::{ImageView, preview};
 use gemstones_dataset::synth::{SynthConfig, default_classes, write_synthetic_set};
 use gemstones_dataset::{
-    ClassTable, DecodeLimits, RenameConfig, SplitConfig, SplitRatios, TransferMode, count_tree,
+    ClassTable, DecodeLimits, ProblemKind, RenameConfig, SplitConfig, SplitRatios, TransferMode, count_tree,
     cross_split_duplicates, rename, scan, split_folder, verify,
 };
 use gemstones_model::{Classifier, EpochStats, Precision, Prediction, StopFlag, Trainer, evaluate};
@@ -268,7 +268,8 @@ pub fn run(
         dups.len()
     ));
     // Undecodable files go to a quarantine folder (never deleted).
-    for p in &checked.problems {
+    // (Names that are not UTF-8 were skipped by the scan and stay where they are.)
+    for p in checked.problems.iter().filter(|p| p.kind != ProblemKind::NameNotUtf8) {
         let q = run.join("quarantine").join(p.path.strip_prefix(&photos).unwrap_or(&p.path));
         if let Some(parent) = q.parent() {
             std::fs::create_dir_all(parent).map_err(at("quarantine"))?;

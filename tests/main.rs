@@ -1,3 +1,4 @@
 //! Integration tests across the crates, one binary with topic modules.
+mod examples;
 mod model_flow;
 mod workflow;

@@ -16,12 +16,14 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
+    gemstones::cli::exit_quietly_on_closed_pipe();
     let a = Args::parse();
     let tree = count_tree(&a.root)?;
     // Per-class table over the sub-folders that are themselves class folders.
     let mut splits = Vec::new();
     for child in &tree.children {
-        if !child.children.is_empty() && child.files == 0 {
+        // (A folder whose name is not UTF-8 is counted but not scanned.)
+        if !child.children.is_empty() && child.files == 0 && a.root.join(&child.name).is_dir() {
             splits.push((child.name.clone(), scan(a.root.join(&child.name))?));
         }
     }
@@ -31,6 +33,11 @@ fn main() -> anyhow::Result<()> {
     let refs: Vec<(&str, &gemstones::dataset::ImageFolder)> =
         splits.iter().map(|(n, f)| (n.as_str(), f)).collect();
     let table = ClassTable::new(&refs);
+    for (_, folder) in &splits {
+        for p in &folder.unusable_names {
+            eprintln!("skipped (name not UTF-8; rename it): {}", p.display());
+        }
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "tree": tree, "classes": table }))?);
     } else {

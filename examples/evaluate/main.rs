@@ -26,6 +26,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
+    gemstones::cli::exit_quietly_on_closed_pipe();
     gemstones::cli::init_logging();
     let a = Args::parse();
     let clf = Classifier::load(&a.model)?.with_tta(a.tta);

@@ -2,6 +2,7 @@
 //! through a real browser: start `chromedriver --port=9515` (or
 //! geckodriver) and pass its URL.
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::Parser;
 use gemstones::scrape::{ScrapeConfig, Scraper, SiteProfile};
@@ -35,7 +36,8 @@ struct Args {
     max_per_class: Option<usize>,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
+    gemstones::cli::exit_quietly_on_closed_pipe();
     gemstones::cli::init_logging();
     let a = Args::parse();
     let mut profile =
@@ -54,5 +56,5 @@ fn main() -> anyhow::Result<()> {
     let scraper = Scraper::new(profile, cfg)?;
     let s = gemstones::cli::scrape_until_ctrl_c(&scraper, &a.out)?;
     println!("{}", serde_json::to_string_pretty(&s)?);
-    Ok(())
+    Ok(gemstones::cli::scrape_exit_code(&s))
 }

@@ -1,6 +1,7 @@
 //! Scrape a static catalogue site (minerals.net by default, or a profile
 //! file) into `out/<Class>/`, with a provenance manifest; resumable.
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::Parser;
 use gemstones::scrape::{ScrapeConfig, Scraper, SiteProfile, SourceKind};
@@ -37,7 +38,8 @@ struct Args {
     ignore_robots: bool,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
+    gemstones::cli::exit_quietly_on_closed_pipe();
     gemstones::cli::init_logging();
     let a = Args::parse();
     let mut profile =
@@ -64,5 +66,5 @@ fn main() -> anyhow::Result<()> {
     let scraper = Scraper::new(profile, cfg)?;
     let s = gemstones::cli::scrape_until_ctrl_c(&scraper, &a.out)?;
     println!("{}", serde_json::to_string_pretty(&s)?);
-    Ok(())
+    Ok(gemstones::cli::scrape_exit_code(&s))
 }

@@ -1,7 +1,9 @@
 //! Predict the class of one image, several, or every image in a folder.
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::Parser;
+use gemstones::cli::exit;
 use gemstones::model::Classifier;
 
 #[derive(Parser, Debug)]
@@ -40,7 +42,8 @@ fn collect(p: &PathBuf, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
+    gemstones::cli::exit_quietly_on_closed_pipe();
     let a = Args::parse();
     let clf = Classifier::load(&a.model)?.with_tta(a.tta);
     let mut files = Vec::new();
@@ -69,5 +72,12 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
-    Ok(())
+    // Exit 1 when no input could be read, 3 when some could not.
+    let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+    anyhow::ensure!(
+        failed < results.len() || results.is_empty(),
+        "none of the {failed} inputs could be classified"
+    );
+    anyhow::ensure!(!results.is_empty(), "no files found in {:?}", a.inputs);
+    Ok(exit::problems_if(failed > 0))
 }

@@ -23,6 +23,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
+    gemstones::cli::exit_quietly_on_closed_pipe();
     let a = Args::parse();
     let cfg = RenameConfig { compact: a.compact, start: a.start };
     if a.apply {
@@ -35,7 +36,11 @@ fn main() -> anyhow::Result<()> {
         // A dry run never writes, not even to finish an earlier run.
         println!("an interrupted rename of {n} files is pending: add --apply to finish it (nothing changed)");
     } else {
-        print!("{}", plan_rename(&scan(&a.root)?, &cfg)?.describe());
+        let folder = scan(&a.root)?;
+        for p in &folder.unusable_names {
+            println!("skipped (name not UTF-8; rename it by hand): {}", p.display());
+        }
+        print!("{}", plan_rename(&folder, &cfg)?.describe());
         println!("(dry run: add --apply to rename)");
     }
     Ok(())

@@ -3,12 +3,15 @@
 //! augmentation, checkpoints (resumable; Ctrl-C stops cleanly), history and
 //! curves, and an evaluation of the best weights on the validation images.
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use gemstones::cli::{Preset, check_pretrained, init_logging, prepare, stop_on_ctrl_c};
-use gemstones::model::{Classifier, Precision, ProgressiveResize, Trainer, evaluate, split_indices};
+use gemstones::cli::{Preset, check_pretrained, exit, init_logging, prepare, stop_on_ctrl_c};
+use gemstones::model::{
+    Classifier, Precision, ProgressiveResize, StopReason, Trainer, evaluate, split_indices,
+};
 
 #[derive(Parser, Debug)]
 #[command(about = "Train a gem classifier from a folder of class folders")]
@@ -84,7 +87,8 @@ struct Args {
     mixup: Option<f64>,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
+    gemstones::cli::exit_quietly_on_closed_pipe();
     init_logging();
     let a = Args::parse();
     let (mut model, mut train, mut pre) = a.preset.configs();
@@ -200,5 +204,6 @@ fn main() -> anyhow::Result<()> {
         );
     }
     println!("model directory: {}", a.out.display());
-    Ok(())
+    // Exit 130 after Ctrl-C: the checkpoint is saved, a re-run resumes.
+    Ok(exit::interrupted_if(report.stop == StopReason::Interrupted))
 }

@@ -2,8 +2,10 @@
 //! truncated, empty and non-image files, duplicates, and duplicates shared
 //! between folders (train/test leakage).
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::Parser;
+use gemstones::cli::exit;
 use gemstones::dataset::{DecodeLimits, VerifyReport, cross_split_duplicates, scan, verify};
 
 #[derive(Parser, Debug)]
@@ -17,9 +19,11 @@ struct Args {
     json: Option<PathBuf>,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
+    gemstones::cli::exit_quietly_on_closed_pipe();
     let a = Args::parse();
     let mut reports: Vec<(String, VerifyReport)> = Vec::new();
+    let mut leaked = 0;
     for f in &a.folders {
         let folder = scan(f)?;
         let r = verify(&folder, &DecodeLimits::default());
@@ -46,6 +50,7 @@ fn main() -> anyhow::Result<()> {
     if reports.len() > 1 {
         let refs: Vec<(&str, &VerifyReport)> = reports.iter().map(|(n, r)| (n.as_str(), r)).collect();
         let leaks = cross_split_duplicates(&refs);
+        leaked = leaks.len();
         println!("{} images appear in more than one folder", leaks.len());
         for l in &leaks {
             let where_: Vec<String> = l.files.iter().map(|(s, p)| format!("{s}: {}", p.display())).collect();
@@ -55,5 +60,7 @@ fn main() -> anyhow::Result<()> {
     if let Some(j) = a.json {
         std::fs::write(&j, serde_json::to_vec_pretty(&reports)?)?;
     }
-    Ok(())
+    // Exit 3 when a file did not decode or a photo is in two folders.
+    let problems = reports.iter().any(|(_, r)| !r.problems.is_empty()) || leaked > 0;
+    Ok(exit::problems_if(problems))
 }

@@ -5,12 +5,13 @@
 //!
 //! Run it again with the same `--run-dir` to resume after Ctrl-C.
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::Parser;
-use gemstones::cli::{Preset, init_logging, stop_on_ctrl_c};
+use gemstones::cli::{Preset, exit, init_logging, stop_on_ctrl_c};
 use gemstones::model::Precision;
 use gemstones::scrape::SiteProfile;
-use gemstones::workflow::{PhotoSource, WorkflowConfig, run};
+use gemstones::workflow::{PhotoSource, WorkflowConfig, WorkflowError, run};
 
 #[derive(Parser, Debug)]
 #[command(about = "The whole gemstones workflow, from photographs to a report")]
@@ -64,7 +65,8 @@ struct Args {
     precision: Option<String>,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
+    gemstones::cli::exit_quietly_on_closed_pipe();
     init_logging();
     let a = Args::parse();
     let mut cfg = WorkflowConfig::demo(&a.run_dir);
@@ -98,7 +100,13 @@ fn main() -> anyhow::Result<()> {
     cfg.threads = a.threads;
     cfg.precision = a.precision.map(|p| if p == "f32" { Precision::F32 } else { Precision::Bf16 });
     println!("gemstones workflow -> {}", a.run_dir.display());
-    let out = run(&cfg, stop_on_ctrl_c(), &mut |line| println!("{line}"))?;
+    let out = match run(&cfg, stop_on_ctrl_c(), &mut |line| println!("{line}")) {
+        Err(WorkflowError::Stopped) => {
+            eprintln!("stopped: run again with the same folder to resume");
+            return Ok(ExitCode::from(exit::INTERRUPTED));
+        }
+        other => other?,
+    };
     println!(
         "\ndone in {:.0} s: test top-1 {:.1} %, top-5 {:.1} % on {} images\nmodel:  {}\nreport: {}",
         out.seconds,
@@ -108,5 +116,5 @@ fn main() -> anyhow::Result<()> {
         out.model_dir.display(),
         out.report.display()
     );
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

@@ -25,6 +25,8 @@ pub enum ProblemKind {
     TooLarge,
     /// The file could not be read.
     Unreadable,
+    /// The file's or its folder's name is not valid UTF-8: skipped.
+    NameNotUtf8,
 }
 
 impl ProblemKind {
@@ -38,6 +40,7 @@ impl ProblemKind {
             Self::Truncated => "truncated",
             Self::TooLarge => "too_large",
             Self::Unreadable => "unreadable",
+            Self::NameNotUtf8 => "name_not_utf8",
         }
     }
 }

@@ -34,6 +34,11 @@ pub struct ImageFolder {
     /// Files directly in the root (belonging to no class), and folders
     /// nested inside class folders: both ignored.
     pub ignored: Vec<PathBuf>,
+    /// Class folders and files whose names are not valid UTF-8, skipped
+    /// (class names and the tutorial's file names are text; rename them to
+    /// use them). Shown with invalid bytes as U+FFFD.
+    #[serde(default)]
+    pub unusable_names: Vec<PathBuf>,
     /// A rename journal was found: an interrupted [`crate::rename`] must be
     /// re-run before this folder is used (its hidden temporaries hold files).
     pub rename_pending: bool,
@@ -73,8 +78,11 @@ pub fn scan(root: impl AsRef<Path>) -> Result<ImageFolder> {
     }
     let mut class_dirs = Vec::new();
     let mut ignored = Vec::new();
+    let mut unusable_names = Vec::new();
     for entry in read_dir_sorted(root)? {
-        if entry.is_dir() {
+        if !has_utf8_name(&entry) {
+            unusable_names.push(lossy(&entry));
+        } else if entry.is_dir() {
             class_dirs.push(entry);
         } else {
             ignored.push(entry);
@@ -91,7 +99,9 @@ pub fn scan(root: impl AsRef<Path>) -> Result<ImageFolder> {
         let dir = root.join(name);
         let before = files.len();
         for entry in read_dir_sorted(&dir)? {
-            if entry.is_dir() {
+            if !has_utf8_name(&entry) {
+                unusable_names.push(lossy(&entry));
+            } else if entry.is_dir() {
                 ignored.push(entry);
             } else {
                 files.push(FileEntry { path: entry, class: id });
@@ -102,7 +112,24 @@ pub fn scan(root: impl AsRef<Path>) -> Result<ImageFolder> {
         }
     }
     let rename_pending = crate::rename::journal_path(root).exists();
-    Ok(ImageFolder { root: root.to_path_buf(), classes, files, empty_classes, ignored, rename_pending })
+    Ok(ImageFolder {
+        root: root.to_path_buf(),
+        classes,
+        files,
+        empty_classes,
+        ignored,
+        unusable_names,
+        rename_pending,
+    })
+}
+
+fn has_utf8_name(path: &Path) -> bool {
+    path.file_name().is_some_and(|n| n.to_str().is_some())
+}
+
+/// `path` as text (for reports: JSON cannot hold other bytes).
+fn lossy(path: &Path) -> PathBuf {
+    PathBuf::from(path.to_string_lossy().into_owned())
 }
 
 /// Visible entries of a folder, in natural order of their names.

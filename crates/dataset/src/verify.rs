@@ -128,6 +128,11 @@ pub fn verify(folder: &ImageFolder, limits: &DecodeLimits) -> VerifyReport {
         })
         .collect();
     let mut report = VerifyReport::default();
+    report.problems.extend(folder.unusable_names.iter().map(|path| Problem {
+        path: path.clone(),
+        kind: ProblemKind::NameNotUtf8,
+        detail: "name is not valid UTF-8; skipped (rename it to use it)".into(),
+    }));
     for r in results {
         match r {
             Ok(i) => report.images.push(i),

@@ -372,6 +372,53 @@ fn count_reports_like_the_tutorial() {
     assert_eq!(json["children"][1]["children"][0]["files"], 2);
 }
 
+/// Names that are not UTF-8 (possible on Linux) are skipped one by one and
+/// reported; every other file is verified, renamed and split as usual.
+#[test]
+fn names_that_are_not_utf8_are_skipped_and_reported_never_fatal() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("photos");
+    write(&root, "Ruby/a.jpg", &jpeg(0, 1));
+    write(&root, "Ruby/b.jpg", &jpeg(0, 2));
+    write(&root, "Garnet/c.jpg", &jpeg(1, 1));
+    write(&root, "Garnet/d.jpg", &jpeg(1, 2));
+    let bad_file = root.join("Ruby").join(std::ffi::OsStr::from_bytes(b"caf\xe9.jpg"));
+    fs::write(&bad_file, jpeg(0, 3)).unwrap();
+    let bad_class = root.join(std::ffi::OsStr::from_bytes(b"Rub\xff"));
+    fs::create_dir_all(&bad_class).unwrap();
+    fs::write(bad_class.join("e.jpg"), jpeg(0, 4)).unwrap();
+
+    let folder = scan(&root).unwrap();
+    assert_eq!(folder.classes.names(), ["Garnet", "Ruby"]);
+    assert_eq!(folder.files.len(), 4);
+    assert_eq!(folder.unusable_names.len(), 2);
+    let report = verify(&folder, &DecodeLimits::default());
+    assert_eq!(report.images.len(), 4);
+    let kinds: Vec<_> = report.problems.iter().map(|p| p.kind).collect();
+    assert_eq!(kinds, [ProblemKind::NameNotUtf8, ProblemKind::NameNotUtf8]);
+    assert!(
+        report.problems.iter().any(|p| p.to_string().contains("caf\u{fffd}.jpg")),
+        "{:?}",
+        report.problems
+    );
+    serde_json::to_vec(&report).unwrap();
+
+    let renamed = rename(&root, &RenameConfig::default()).unwrap();
+    assert_eq!(renamed.renamed, 4);
+    assert!(bad_file.is_file() && bad_class.join("e.jpg").is_file(), "a skipped file was touched");
+    let out = dir.path().join("split");
+    let cfg = SplitConfig { ratios: SplitRatios::train_test(0.5).unwrap(), ..SplitConfig::default() };
+    let split = split_folder(&scan(&root).unwrap(), &out, &cfg).unwrap();
+    let placed: Vec<_> =
+        split.files.iter().flat_map(|(_, f)| f).map(|p| p.to_string_lossy().into_owned()).collect();
+    assert_eq!(placed.len(), 4);
+    assert!(
+        placed.iter().all(|p| p.starts_with("Garnet/garnet_") || p.starts_with("Ruby/ruby_")),
+        "{placed:?}"
+    );
+}
+
 /// The real training photographs: 87 classes, 2,856 files, three PNGs named
 /// `.jpg`, 22 redundant duplicates, nothing undecodable.
 #[test]

@@ -65,7 +65,13 @@ impl Classifier {
         let weights = if mdir.best_path().exists() {
             mdir.best_path()
         } else {
-            mdir.last_dir().join("weights.safetensors")
+            let last = mdir.last_dir().join("weights.safetensors");
+            tracing::warn!(
+                "{} has no best.safetensors (no epoch was validated yet): using the last checkpoint's weights, {}",
+                dir.display(),
+                last.display()
+            );
+            last
         };
         let mut vs = nn::VarStore::new(crate::device::best_device());
         let mut net = Net::new(&vs.root(), &spec.model, classes.len(), spec.precision)?;

@@ -198,6 +198,12 @@ pub(crate) fn load_weights(vs: &mut nn::VarStore, path: &Path) -> Result<()> {
                     ),
                 });
             }
+            if src.f_isfinite()?.f_all()?.f_int64_value(&[])? == 0 {
+                return Err(Error::BadModel {
+                    path: path.to_path_buf(),
+                    reason: format!("{name} holds NaN or infinite values: damaged or diverged weights"),
+                });
+            }
             var.f_copy_(&src)?;
         }
         Ok(())

@@ -1,0 +1,287 @@
+//! The examples as a user runs them: real processes, their exit codes, a
+//! closed pipe, Ctrl-C, and SIGKILL at random instants.
+//!
+//! `cargo test` builds the examples before it runs the tests; these tests
+//! run those binaries (`target/<profile>/examples/<name>`).
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use gemstones::dataset::synth::{SynthConfig, default_classes, encode_jpeg, render_gem, write_synthetic_set};
+use gemstones::dataset::{RenameConfig, journal_path, plan_rename, scan};
+use rand::{Rng, SeedableRng};
+
+/// The built example `name`.
+fn example(name: &str) -> Command {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap().join("examples").join(name);
+    assert!(dir.is_file(), "{} is not built: run `cargo test` (it builds the examples)", dir.display());
+    let mut c = Command::new(dir);
+    c.env("RUST_LOG", "warn");
+    c
+}
+
+fn run(c: &mut Command) -> Output {
+    c.output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Every file under `root`, hidden ones included: relative path -> content.
+fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.insert(
+                    p.strip_prefix(root).unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(&p).unwrap(),
+                );
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn sorted<'a>(v: impl Iterator<Item = &'a Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut v: Vec<Vec<u8>> = v.cloned().collect();
+    v.sort();
+    v
+}
+
+fn jpeg(class: usize, i: usize) -> Vec<u8> {
+    let cfg = SynthConfig { min_size: 40, max_size: 56, ..SynthConfig::default() };
+    encode_jpeg(&render_gem(&cfg, class, i).unwrap(), 85).unwrap()
+}
+
+/// `classes` folders of `per_class` small files each, with names that all
+/// need renaming.
+fn many_files(root: &Path, classes: usize, per_class: usize) {
+    for c in 0..classes {
+        let dir = root.join(format!("Class {c}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..per_class {
+            std::fs::write(dir.join(format!("IMG {i}.JPG")), format!("class {c} photo {i}")).unwrap();
+        }
+    }
+}
+
+#[test]
+fn count_into_a_closed_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    many_files(dir.path(), 40, 2);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader); // `| head -0`: nobody reads
+    let out = example("count").arg(dir.path()).stdout(writer).stderr(Stdio::piped()).output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // Ended by SIGPIPE like any Unix tool (or exited cleanly), never 101.
+    assert!(out.status.signal() == Some(libc::SIGPIPE) || out.status.success(), "{:?} {stderr}", out.status);
+}
+
+#[test]
+fn verify_exits_3_when_it_finds_problems_and_0_when_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let (clean, bad) = (dir.path().join("clean"), dir.path().join("bad"));
+    for root in [&clean, &bad] {
+        std::fs::create_dir_all(root.join("Ruby")).unwrap();
+        std::fs::write(root.join("Ruby/a.jpg"), jpeg(0, 1)).unwrap();
+    }
+    std::fs::write(bad.join("Ruby/broken.jpg"), &jpeg(0, 2)[..200]).unwrap();
+    assert_eq!(run(example("verify").arg(&clean)).status.code(), Some(0));
+    let out = run(example("verify").arg(&bad));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("broken.jpg"));
+    // The same photo in two folders (train/test leakage) is a problem too.
+    let test = dir.path().join("test");
+    std::fs::create_dir_all(test.join("Ruby")).unwrap();
+    std::fs::write(test.join("Ruby/copy.jpg"), jpeg(0, 1)).unwrap();
+    let out = run(example("verify").arg(&clean).arg(&test));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stdout));
+}
+
+#[test]
+fn a_rename_dry_run_reports_an_unfinished_rename_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("photos");
+    many_files(&root, 2, 5);
+    let plan = plan_rename(&scan(&root).unwrap(), &RenameConfig::default()).unwrap();
+    let moves = std::sync::atomic::AtomicUsize::new(0);
+    let _ = plan.execute_until(&|| moves.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 3);
+    assert!(journal_path(&root).exists());
+    let before = snapshot(&root);
+    let out = run(example("rename").arg(&root));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("pending"), "{}", text(&out.stdout));
+    assert_eq!(snapshot(&root), before, "the dry run wrote");
+    let out = run(example("rename").arg(&root).arg("--apply"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!journal_path(&root).exists());
+}
+
+/// SIGKILL the rename and split examples at random instants over a few
+/// hundred files, re-run them, and check: every content exactly once,
+/// nothing hidden left, the same result as an uninterrupted run.
+#[test]
+fn rename_and_split_killed_at_random_instants_finish_on_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let (classes, per_class) = (6, 50);
+    let reference = dir.path().join("reference");
+    many_files(&reference, classes, per_class);
+    let original = sorted(snapshot(&reference).values());
+    assert!(run(example("rename").arg(&reference).arg("--apply")).status.success());
+    let renamed = snapshot(&reference);
+    assert!(run(example("split").arg(&reference).arg(dir.path().join("reference-split"))).status.success());
+    let split_reference = snapshot(&dir.path().join("reference-split"));
+
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(13);
+    let mut killed = 0;
+    for attempt in 0..12 {
+        let root = dir.path().join(format!("photos-{attempt}"));
+        many_files(&root, classes, per_class);
+        let out = dir.path().join(format!("split-{attempt}"));
+        // Rename, killed somewhere in its first 60 ms, then split, killed
+        // somewhere in its first 60 ms.
+        for (args, delay) in [
+            (vec![root.clone().into_os_string(), "--apply".into()], rng.random_range(0..60)),
+            (vec![root.clone().into_os_string(), out.clone().into_os_string()], rng.random_range(0..60)),
+        ] {
+            let name = if args.len() == 2 && args[1] == "--apply" { "rename" } else { "split" };
+            if name == "split" {
+                // The split needs the finished rename first.
+                let r = run(example("rename").arg(&root).arg("--apply"));
+                assert!(r.status.success(), "rename re-run after a kill failed: {}", text(&r.stderr));
+            }
+            let mut child =
+                example(name).args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+            std::thread::sleep(Duration::from_millis(delay));
+            if child.try_wait().unwrap().is_none() {
+                killed += 1;
+            }
+            let _ = child.kill();
+            child.wait().unwrap();
+        }
+        let r = run(example("split").arg(&root).arg(&out));
+        assert!(r.status.success(), "split re-run after a kill failed: {}", text(&r.stderr));
+        assert_eq!(snapshot(&root), renamed, "attempt {attempt}: the renamed folder differs");
+        assert_eq!(sorted(snapshot(&root).values()), original);
+        let mut split = snapshot(&out);
+        let mut want = split_reference.clone();
+        for s in [&mut split, &mut want] {
+            // The record names its own folders and counts re-found files.
+            s.remove("split.json");
+        }
+        assert_eq!(split, want, "attempt {attempt}: the split differs from an uninterrupted one");
+    }
+    assert!(killed >= 6, "only {killed} of 24 runs were killed before they finished: raise the file count");
+}
+
+#[test]
+fn train_exits_130_after_ctrl_c_with_its_checkpoint_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    let synth = SynthConfig {
+        per_class: 8,
+        min_size: 40,
+        max_size: 56,
+        classes: default_classes().into_iter().take(3).collect(),
+        ..SynthConfig::default()
+    };
+    write_synthetic_set(&photos, &synth).unwrap();
+    let model = dir.path().join("model");
+    let mut child = example("train")
+        .args(["--preset", "resnet", "--input-size", "32", "--image-size", "36", "--epochs", "500"])
+        .args(["--batch-size", "8", "--threads", "1", "--precision", "f32"])
+        .arg("--photos")
+        .arg(&photos)
+        .arg("--out")
+        .arg(&model)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first_epoch = lines.by_ref().map_while(Result::ok).find(|l| l.starts_with("epoch"));
+    assert!(first_epoch.is_some(), "training printed no epoch");
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest:?}");
+    assert!(rest.iter().any(|l| l.starts_with("Interrupted")), "{rest:?}");
+    assert!(model.join("last/state.json").is_file());
+}
+
+fn model_dir_for_predict(dir: &Path) -> PathBuf {
+    use gemstones::model::{ModelConfig, ResNetConfig, TrainConfig, Trainer};
+    let photos = dir.join("photos");
+    let synth = SynthConfig {
+        per_class: 6,
+        min_size: 40,
+        max_size: 56,
+        classes: default_classes().into_iter().take(2).collect(),
+        ..SynthConfig::default()
+    };
+    write_synthetic_set(&photos, &synth).unwrap();
+    let pre = gemstones::dataset::PreprocessConfig { size: 36, ..Default::default() };
+    let set = gemstones::dataset::preprocess_folder(&scan(&photos).unwrap(), &pre, &|_| {}).unwrap().set;
+    let model = ModelConfig::Resnet(ResNetConfig {
+        input_size: 32,
+        stem: vec![8, 8, 16],
+        widths: vec![16],
+        blocks: vec![1],
+        dropout: 0.1,
+    });
+    let cfg = TrainConfig {
+        epochs: 1,
+        batch_size: 4,
+        threads: Some(1),
+        precision: gemstones::model::Precision::F32,
+        ..TrainConfig::strong()
+    };
+    let out = dir.join("model");
+    Trainer::new(model, cfg).unwrap().progress(false).run(std::sync::Arc::new(set), &pre, &out).unwrap();
+    out
+}
+
+#[test]
+fn predict_exit_codes_and_damaged_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_dir_for_predict(dir.path());
+    let (good, bad) = (dir.path().join("good.jpg"), dir.path().join("bad.jpg"));
+    std::fs::write(&good, jpeg(0, 9)).unwrap();
+    std::fs::write(&bad, b"not a photo").unwrap();
+    let predict = |inputs: &[&Path], model: &Path| {
+        let mut c = example("predict");
+        c.arg("--model").arg(model).args(inputs);
+        run(&mut c)
+    };
+    assert_eq!(predict(&[&good], &model).status.code(), Some(0));
+    assert_eq!(predict(&[&good, &bad], &model).status.code(), Some(3));
+    let all_failed = predict(&[&bad], &model);
+    assert_eq!(all_failed.status.code(), Some(1));
+    assert!(text(&all_failed.stderr).contains("none of the 1 inputs"), "{}", text(&all_failed.stderr));
+
+    // Weights whose header is intact but whose numbers are damaged (NaN
+    // bytes) give an error naming the file, not NaN probabilities.
+    let weights = model.join("best.safetensors");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let n = bytes.len();
+    for b in &mut bytes[n - 4096..] {
+        *b = 0xff;
+    }
+    std::fs::write(&weights, bytes).unwrap();
+    let out = predict(&[&good], &model);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("best.safetensors"), "{}", text(&out.stderr));
+}
