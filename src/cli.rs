@@ -200,14 +200,38 @@ pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
     bar
 }
 
+/// Whether class folders without any file become classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmptyClasses {
+    /// Leave them out, with a warning naming them (the default).
+    LeaveOut,
+    /// Keep them (a model whose class list must match another's).
+    Keep,
+}
+
 /// Load or build the preprocessed cache of a folder of class folders, with
 /// a progress bar.
 pub fn prepare(
     folder: &Path,
     cfg: &PreprocessConfig,
     cache: &Path,
+    empty: EmptyClasses,
 ) -> gemstones_dataset::Result<(Preprocessed, CacheOutcome)> {
-    let scanned = gemstones_dataset::scan(folder)?;
+    let mut scanned = gemstones_dataset::scan(folder)?;
+    for name in &scanned.unusable_names {
+        tracing::warn!("skipped {}: its name is not valid UTF-8 (rename it to use it)", name.display());
+    }
+    if !scanned.empty_classes.is_empty() {
+        tracing::warn!(
+            "{} class folder(s) without files {}: {}",
+            scanned.empty_classes.len(),
+            if empty == EmptyClasses::Keep { "kept as classes" } else { "left out" },
+            scanned.empty_classes.join(", ")
+        );
+        if empty == EmptyClasses::LeaveOut {
+            scanned = scanned.without_empty_classes()?;
+        }
+    }
     let bar = progress(scanned.files.len() as u64, "preprocess");
     let out = gemstones_dataset::load_or_build(&scanned, cfg, cache, &|n| bar.inc(n));
     bar.finish_and_clear();

@@ -20,7 +20,7 @@ use gemstones_model::{Classifier, EpochStats, Precision, Prediction, StopFlag, T
 use gemstones_scrape::{DemoSite, FetchConfig, ScrapeConfig, Scraper, SiteProfile};
 use serde::{Deserialize, Serialize};
 
-use crate::cli::Preset;
+use crate::cli::{EmptyClasses, Preset};
 use crate::report::{Report, Section};
 
 /// Where the photographs come from.
@@ -325,10 +325,12 @@ pub fn run(
     train_cfg.precision = cfg.precision.unwrap_or(train_cfg.precision);
     crate::cli::check_pretrained(&train_cfg).map_err(at("train"))?;
     let cache_dir = run.join("cache");
-    let (train_set, _) = crate::cli::prepare(&train_dir, &pre, &cache_dir.join("train.cache"))
-        .map_err(at("preprocess train"))?;
+    let (train_set, _) =
+        crate::cli::prepare(&train_dir, &pre, &cache_dir.join("train.cache"), EmptyClasses::LeaveOut)
+            .map_err(at("preprocess train"))?;
     let (test_set, _) =
-        crate::cli::prepare(&test_dir, &pre, &cache_dir.join("test.cache")).map_err(at("preprocess test"))?;
+        crate::cli::prepare(&test_dir, &pre, &cache_dir.join("test.cache"), EmptyClasses::LeaveOut)
+            .map_err(at("preprocess test"))?;
     say(&format!(
         "preprocessed (gem crop, {0}x{0}) and cached {1} train and {2} test images in {3}",
         pre.size,

@@ -285,3 +285,48 @@ fn predict_exit_codes_and_damaged_weights() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     assert!(text(&out.stderr).contains("best.safetensors"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn evaluate_refuses_an_unknown_class_before_writing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_dir_for_predict(dir.path());
+    let photos = dir.path().join("test");
+    let known = &default_classes()[0].name;
+    for class in [known.as_str(), "Unknown Stone"] {
+        std::fs::create_dir_all(photos.join(class)).unwrap();
+        std::fs::write(photos.join(class).join("a.jpg"), jpeg(0, 1)).unwrap();
+    }
+    let out_dir = dir.path().join("eval");
+    let out = run(example("evaluate")
+        .arg("--model")
+        .arg(&model)
+        .arg("--photos")
+        .arg(&photos)
+        .arg("--out")
+        .arg(&out_dir));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("Unknown Stone"), "{}", text(&out.stderr));
+    assert!(!out_dir.exists(), "evaluate wrote into --out before failing");
+}
+
+#[test]
+fn empty_class_folders_are_left_out_of_training_unless_asked() {
+    use gemstones::cli::{EmptyClasses, prepare};
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    for (class, n) in [("Ruby", 2), ("Empty", 0), ("Garnet", 2)] {
+        std::fs::create_dir_all(photos.join(class)).unwrap();
+        for i in 0..n {
+            std::fs::write(photos.join(class).join(format!("{i}.jpg")), jpeg(i, i)).unwrap();
+        }
+    }
+    let pre = gemstones::dataset::PreprocessConfig { size: 32, ..Default::default() };
+    let (left_out, _) = prepare(&photos, &pre, &dir.path().join("a.cache"), EmptyClasses::LeaveOut).unwrap();
+    assert_eq!(left_out.set.classes.names(), ["Garnet", "Ruby"]);
+    assert_eq!(left_out.set.len(), 4);
+    let mut labels: Vec<_> = left_out.set.labels.to_vec();
+    labels.sort();
+    assert_eq!(labels, [0, 0, 1, 1]);
+    let (kept, _) = prepare(&photos, &pre, &dir.path().join("b.cache"), EmptyClasses::Keep).unwrap();
+    assert_eq!(kept.set.classes.names(), ["Empty", "Garnet", "Ruby"]);
+}

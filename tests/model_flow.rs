@@ -166,6 +166,13 @@ fn resuming_with_other_settings_is_refused_and_a_longer_constant_run_allowed() {
     // Threads only change speed.
     let r = resume(TrainConfig { threads: Some(2), ..tiny_train(3) }).unwrap();
     assert_eq!(r.history.len(), 3);
+    // Asked for explicitly, other settings are accepted.
+    let changed = Trainer::new(tiny_model(), TrainConfig { lr: 1e-2, ..tiny_train(3) })
+        .unwrap()
+        .progress(false)
+        .allow_changed_settings(true)
+        .run(set.clone(), &pre, &part);
+    assert!(changed.is_ok(), "{changed:?}");
 
     // With a constant rate, 2 epochs resumed to 3 are the 3-epoch run.
     let constant = |epochs| TrainConfig { schedule: Schedule::Constant, ..tiny_train(epochs) };
@@ -243,8 +250,12 @@ fn a_loss_that_turns_nan_stops_with_the_last_good_checkpoint_kept() {
         label_smoothing: 0.0,
         ..tiny_train(4)
     };
-    let err =
-        Trainer::new(tiny_model(), wild).unwrap().progress(false).run(set.clone(), &pre, &dir).unwrap_err();
+    let err = Trainer::new(tiny_model(), wild)
+        .unwrap()
+        .progress(false)
+        .allow_changed_settings(true)
+        .run(set.clone(), &pre, &dir)
+        .unwrap_err();
     assert!(matches!(err, Error::NonFiniteLoss { .. }), "{err}");
     assert!(err.to_string().contains("last good checkpoint kept"));
     assert_eq!(weights(&dir), before);

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
+use gemstones::cli::EmptyClasses;
 use gemstones::model::{Classifier, evaluate};
 
 #[derive(Parser, Debug)]
@@ -32,7 +33,11 @@ fn main() -> anyhow::Result<()> {
     let clf = Classifier::load(&a.model)?.with_tta(a.tta);
     // The images are preprocessed exactly as the model's training images were.
     let cache = a.out.join(format!("images-{}.cache", clf.spec().preprocess.size));
-    let (pre, _) = gemstones::cli::prepare(&a.photos, &clf.spec().preprocess, &cache)?;
+    // Refused before anything is written when the photos hold a class the
+    // model does not know.
+    clf.class_ids_of(&gemstones::dataset::scan(&a.photos)?.without_empty_classes()?.classes)?;
+    let (pre, _) =
+        gemstones::cli::prepare(&a.photos, &clf.spec().preprocess, &cache, EmptyClasses::LeaveOut)?;
     for p in &pre.problems {
         println!("skipped {p}");
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use gemstones::cli::{Preset, check_pretrained, exit, init_logging, prepare, stop_on_ctrl_c};
+use gemstones::cli::{EmptyClasses, Preset, check_pretrained, exit, init_logging, prepare, stop_on_ctrl_c};
 use gemstones::model::{
     Classifier, Precision, ProgressiveResize, StopReason, Trainer, evaluate, split_indices,
 };
@@ -81,6 +81,15 @@ struct Args {
     /// presets; default 4 of 9).
     #[arg(long)]
     frozen_stages: Option<usize>,
+    /// Resume a checkpoint in --out even with other settings (say, a lower
+    /// --lr to train on): without this, a resume under changed settings is
+    /// refused, naming each difference.
+    #[arg(long)]
+    allow_changed_settings: bool,
+    /// Keep class folders without any photo as (unlearnable) classes
+    /// instead of leaving them out with a warning.
+    #[arg(long)]
+    keep_empty_classes: bool,
     /// Mixup with this Beta(alpha, alpha) (0 turns it off; default: the
     /// preset's, off).
     #[arg(long)]
@@ -134,8 +143,13 @@ fn main() -> anyhow::Result<ExitCode> {
     let cache = a.cache.clone().unwrap_or_else(|| {
         a.out.parent().unwrap_or(&a.out).join(format!("{}-{}.cache", name.replace(' ', "_"), pre.size))
     });
-    let (prepared, outcome) =
-        prepare(&a.photos, &pre, &cache).with_context(|| format!("preparing {}", a.photos.display()))?;
+    let (prepared, outcome) = prepare(
+        &a.photos,
+        &pre,
+        &cache,
+        if a.keep_empty_classes { EmptyClasses::Keep } else { EmptyClasses::LeaveOut },
+    )
+    .with_context(|| format!("preparing {}", a.photos.display()))?;
     println!(
         "dataset: {} images of {} classes ({}x{}; cache {:?}: {})",
         prepared.set.len(),
@@ -161,6 +175,7 @@ fn main() -> anyhow::Result<ExitCode> {
     );
     let report = Trainer::new(model, train.clone())?
         .resume(!a.no_resume)
+        .allow_changed_settings(a.allow_changed_settings)
         .stop_flag(stop_on_ctrl_c())
         .on_epoch(|e| {
             println!(

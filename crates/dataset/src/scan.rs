@@ -50,6 +50,21 @@ impl ImageFolder {
         self.files.iter().filter(move |f| f.class == class).map(|f| f.path.as_path())
     }
 
+    /// The same folder without its empty class folders (a class with no
+    /// image cannot be learnt; kept, it only dilutes the model's output).
+    pub fn without_empty_classes(mut self) -> Result<Self> {
+        if self.empty_classes.is_empty() {
+            return Ok(self);
+        }
+        let old = self.classes.names().to_vec();
+        let kept: Vec<String> = old.iter().filter(|n| !self.empty_classes.contains(n)).cloned().collect();
+        self.classes = ClassIndex::from_ordered(kept)?;
+        for f in &mut self.files {
+            f.class = self.classes.require(&old[f.class])?;
+        }
+        Ok(self)
+    }
+
     /// Number of files per class id.
     pub fn class_counts(&self) -> Vec<usize> {
         let mut counts = vec![0; self.classes.len()];

@@ -83,6 +83,20 @@ impl Classifier {
         Ok(Self { spec, classes, net, _vs: vs, resize, tta: false, weights })
     }
 
+    /// The model's id of each class of `classes` (for images labelled by
+    /// another index, such as a test folder's); an error names every class
+    /// the model does not know.
+    pub fn class_ids_of(&self, classes: &ClassIndex) -> Result<Vec<usize>> {
+        let unknown: Vec<&str> =
+            classes.names().iter().filter(|n| self.classes.id(n).is_none()).map(String::as_str).collect();
+        if !unknown.is_empty() {
+            return Err(Error::InvalidConfig {
+                reason: format!("class(es) {unknown:?} of the images are not classes of the model"),
+            });
+        }
+        Ok(classes.names().iter().filter_map(|n| self.classes.id(n)).collect())
+    }
+
     /// Average the predictions of the image and its mirror image.
     pub fn with_tta(mut self, on: bool) -> Self {
         self.tta = on;

@@ -79,12 +79,7 @@ pub fn evaluate(clf: &Classifier, set: &ImageSet, indices: Option<&[usize]>) -> 
         }
     };
     // The set's labels in the model's class ids.
-    let mut map = Vec::with_capacity(set.classes.len());
-    for name in set.classes.names() {
-        map.push(clf.classes().id(name).ok_or_else(|| Error::InvalidConfig {
-            reason: format!("class {name:?} of the images is not a class of the model"),
-        })?);
-    }
+    let map = clf.class_ids_of(&set.classes)?;
     let labels: Vec<i64> = idx.iter().map(|&i| map[set.labels[i] as usize] as i64).collect();
     let probs = clf.probabilities_of_set(set, idx)?;
     let y = Tensor::f_from_slice(&labels)?;

@@ -126,9 +126,27 @@ impl ModelConfig {
         }
     }
 
-    /// Check the settings can build a network.
+    /// Check the settings can build a network, and one of a size a model
+    /// file can sensibly ask for (a damaged or hostile `config.json` gets an
+    /// error, not an allocation of terabytes).
     pub fn validate(&self) -> Result<()> {
         let bad = |reason: &str| Err(Error::InvalidConfig { reason: reason.into() });
+        if self.input_size() > MAX_INPUT_SIZE {
+            return bad(&format!("input_size {} is above {MAX_INPUT_SIZE}", self.input_size()));
+        }
+        let too_wide = match self {
+            Self::Tutorial(c) => c.dense > MAX_WIDTH,
+            Self::Resnet(c) => {
+                c.stem.iter().chain(&c.widths).any(|&w| w > MAX_WIDTH)
+                    || c.blocks.iter().any(|&b| b > MAX_BLOCKS)
+            }
+            Self::EfficientnetLite(_) => false,
+        };
+        if too_wide {
+            return bad(&format!(
+                "layer widths are limited to {MAX_WIDTH} and blocks per stage to {MAX_BLOCKS}"
+            ));
+        }
         match self {
             Self::Tutorial(c) => {
                 if c.input_size < 32 {
@@ -160,6 +178,13 @@ impl ModelConfig {
         Ok(())
     }
 }
+
+/// Largest network input side accepted (pixels).
+pub const MAX_INPUT_SIZE: u32 = 2048;
+/// Largest layer width (channels or dense units) accepted.
+const MAX_WIDTH: i64 = 8192;
+/// Largest number of residual blocks per stage accepted.
+const MAX_BLOCKS: usize = 64;
 
 /// Numeric precision of the forward and backward passes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -493,6 +518,24 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let _net = Net::new(&vs.root(), cfg, classes, Precision::F32).unwrap();
         trainable_parameters(&vs)
+    }
+
+    #[test]
+    fn absurd_sizes_from_a_model_file_are_refused_before_allocating() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        for cfg in [
+            ModelConfig::Resnet(ResNetConfig {
+                widths: vec![1 << 20],
+                blocks: vec![1],
+                ..Default::default()
+            }),
+            ModelConfig::Resnet(ResNetConfig { blocks: vec![1000, 1, 1, 1], ..Default::default() }),
+            ModelConfig::Tutorial(TutorialCnnConfig { dense: 1 << 40, ..Default::default() }),
+            ModelConfig::lite0().with_input_size(1 << 20),
+        ] {
+            let err = Net::new(&vs.root(), &cfg, 5, Precision::F32).err().map(|e| e.to_string());
+            assert!(err.as_deref().is_some_and(|e| e.contains("limited") || e.contains("above")), "{err:?}");
+        }
     }
 
     #[test]

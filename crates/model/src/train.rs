@@ -381,6 +381,7 @@ pub struct Trainer<'a> {
     model: ModelConfig,
     cfg: TrainConfig,
     resume: bool,
+    allow_changed_settings: bool,
     stop: StopFlag,
     on_epoch: Option<EpochCallback<'a>>,
     progress: bool,
@@ -391,7 +392,15 @@ impl<'a> Trainer<'a> {
     pub fn new(model: ModelConfig, cfg: TrainConfig) -> Result<Self> {
         model.validate()?;
         cfg.validate()?;
-        Ok(Self { model, cfg, resume: true, stop: StopFlag::new(), on_epoch: None, progress: true })
+        Ok(Self {
+            model,
+            cfg,
+            resume: true,
+            allow_changed_settings: false,
+            stop: StopFlag::new(),
+            on_epoch: None,
+            progress: true,
+        })
     }
 
     /// Continue from the directory's last checkpoint if there is one
@@ -399,6 +408,16 @@ impl<'a> Trainer<'a> {
     /// an error rather than being overwritten.
     pub fn resume(mut self, resume: bool) -> Self {
         self.resume = resume;
+        self
+    }
+
+    /// Resume a checkpoint even under other training settings (fastai's
+    /// "fit again with a lower rate"): the differences are logged as a
+    /// warning and the new settings apply from the next step. Off by
+    /// default: a resumed run refuses settings that would silently make it
+    /// another experiment.
+    pub fn allow_changed_settings(mut self, allow: bool) -> Self {
+        self.allow_changed_settings = allow;
         self
     }
 
@@ -470,7 +489,10 @@ impl<'a> Trainer<'a> {
                 });
             }
             let saved: TrainState = read_json(&ckpt.join("state.json"))?;
-            check_resumable_with(&saved.config, &cfg, &ckpt.join("state.json"))?;
+            match check_resumable_with(&saved.config, &cfg, &ckpt.join("state.json")) {
+                Err(e) if self.allow_changed_settings => tracing::warn!("continuing as asked: {e}"),
+                other => other?,
+            }
         }
         mdir.write_spec(&spec)?;
 
@@ -516,7 +538,8 @@ impl<'a> Trainer<'a> {
             load_weights(&mut vs, &ckpt.join("weights.safetensors"))?;
             opt.load(&ckpt.join("optimizer.safetensors"))?;
             state = read_json(&ckpt.join("state.json"))?;
-            // Only a longer run with a constant schedule gets here changed.
+            // Changed only by a longer run with a constant schedule, or when
+            // allowed.
             state.config = cfg.clone();
             if state.train_images != train_idx {
                 return Err(Error::BadModel {

@@ -68,7 +68,8 @@ impl Default for FetchConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FetchFailure {
     /// `http_404`, `http_503`, `timeout`, `connect`, `too_large`,
-    /// `robots`, `redirects`, `host_not_allowed`, `body`.
+    /// `robots` (disallowed, or robots.txt answered 5xx), `redirects`,
+    /// `host_not_allowed`, `body`.
     pub reason: String,
     /// The last HTTP status seen, if any.
     pub status: Option<u16>,
@@ -102,7 +103,12 @@ pub struct Fetched {
 enum Robots {
     Rules(texting_robots::Robot),
     AllowAll,
-    DisallowAll,
+    /// RFC 9309: a robots.txt that cannot be read forbids crawling; the
+    /// reason says why (the host could not be reached, or a 5xx answer).
+    DisallowAll {
+        kind: &'static str,
+        reason: String,
+    },
 }
 
 /// The HTTP side of a scrape, shared by all tasks.
@@ -165,9 +171,9 @@ impl Http {
         self.limiter.until_key_ready(&host).await;
     }
 
-    async fn robots_allow(&self, url: &Url) -> bool {
+    async fn robots_allow(&self, url: &Url) -> std::result::Result<(), FetchFailure> {
         if !self.cfg.obey_robots {
-            return true;
+            return Ok(());
         }
         let origin = url.origin().ascii_serialization();
         let rules = {
@@ -181,9 +187,10 @@ impl Http {
             }
         };
         match &*rules {
-            Robots::AllowAll => true,
-            Robots::DisallowAll => false,
-            Robots::Rules(r) => r.allowed(url.as_str()),
+            Robots::AllowAll => Ok(()),
+            Robots::DisallowAll { kind, reason } => Err(FetchFailure::new(*kind, None, reason.clone())),
+            Robots::Rules(r) if r.allowed(url.as_str()) => Ok(()),
+            Robots::Rules(_) => Err(FetchFailure::new("robots", None, "disallowed by robots.txt")),
         }
     }
 
@@ -192,17 +199,34 @@ impl Http {
     async fn fetch_robots(&self, url: &Url) -> Robots {
         let Ok(robots_url) = url.join("/robots.txt") else { return Robots::AllowAll };
         self.pace(&robots_url).await;
+        let disallow = |kind, reason: String| {
+            tracing::warn!("{reason}");
+            Robots::DisallowAll { kind, reason }
+        };
         match self.client.get(robots_url.clone()).send().await {
             Ok(r) if r.status().is_success() => match r.bytes().await {
                 Ok(b) => texting_robots::Robot::new(&self.cfg.user_agent, &b)
                     .map_or(Robots::AllowAll, Robots::Rules),
-                Err(_) => Robots::DisallowAll,
+                Err(e) => disallow(
+                    "robots",
+                    format!(
+                        "{robots_url}: reading it failed ({e}); RFC 9309: the site is treated as disallowed"
+                    ),
+                ),
             },
             Ok(r) if r.status().is_client_error() => Robots::AllowAll,
-            _ => {
-                tracing::warn!("{robots_url}: unreachable or failing: treating the site as disallowed");
-                Robots::DisallowAll
-            }
+            Ok(r) => disallow(
+                "robots",
+                format!("{robots_url}: answered {}; RFC 9309: the site is treated as disallowed", r.status()),
+            ),
+            Err(e) => disallow(
+                "connect",
+                format!(
+                    "{}: the host could not be reached ({}); nothing is fetched from it",
+                    robots_url.origin().ascii_serialization(),
+                    error_chain(&e)
+                ),
+            ),
         }
     }
 
@@ -215,9 +239,7 @@ impl Http {
                 format!("{} is not an allowed host", url.host_str().unwrap_or("?")),
             ));
         }
-        if !self.robots_allow(url).await {
-            return Err(FetchFailure::new("robots", None, "disallowed by robots.txt"));
-        }
+        self.robots_allow(url).await?;
         let mut attempt = 0;
         loop {
             let (wait, failure) = match self.attempt(url).await {
@@ -326,6 +348,19 @@ fn retry_after(v: &str) -> Option<f64> {
     }
     let when = httpdate::parse_http_date(v.trim()).ok()?;
     Some(when.duration_since(std::time::SystemTime::now()).map_or(0.0, |d| d.as_secs_f64()))
+}
+
+/// An error and its causes, `: `-separated (reqwest's top-level message
+/// alone says only "error sending request").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 #[cfg(test)]

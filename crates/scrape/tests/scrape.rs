@@ -421,3 +421,20 @@ async fn a_javascript_catalogue_is_read_through_a_real_browser() {
     assert_eq!(files, want);
     assert_eq!((s.classes, s.images_found, s.saved), (2, 6, 6));
 }
+
+/// A host that refuses connections is reported as unreachable, not as
+/// forbidden by a robots.txt nobody could read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_port_is_reported_as_unreachable_not_as_robots() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let start = Url::parse(&format!("http://127.0.0.1:{port}/GemStoneMain.aspx")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let err = Scraper::new(SiteProfile::minerals_net_at(start), config(50.0))
+        .unwrap()
+        .run(dir.path())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("could not be reached") && err.contains("Connection refused"), "{err}");
+    assert!(!err.contains("disallowed"), "{err}");
+}
