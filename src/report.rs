@@ -90,9 +90,7 @@ impl Report {
             let _ = write!(h, "<h2 id=\"s{i}\">{}</h2>{}", esc(&s.title), s.html);
         }
         h.push_str("</body></html>\n");
-        let tmp = path.with_extension("html.partial");
-        std::fs::write(&tmp, h)?;
-        std::fs::rename(tmp, path)
+        write_atomic(path, h.as_bytes())
     }
 }
 
@@ -274,7 +272,10 @@ impl Section {
 /// Write JSON, atomically.
 pub(crate) fn write_json<T: Serialize>(path: &Path, v: &T) -> std::io::Result<()> {
     let bytes = serde_json::to_vec_pretty(v).map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("json.partial");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(tmp, path)
+    write_atomic(path, &bytes)
+}
+
+/// The workspace's atomic writer, with this module's error type.
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    gemstones_dataset::fsutil::write_atomic(path, bytes).map_err(std::io::Error::other)
 }

@@ -1,4 +1,6 @@
-//! Small file-system helpers that never clobber a user's file.
+//! File-system helpers that never clobber a user's file and never leave a
+//! half-written one: the workspace's one atomic writer and its no-clobber
+//! move and copy.
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,20 +23,32 @@ pub(crate) fn temp_sibling(path: &Path, tag: &str) -> PathBuf {
 }
 
 /// Write `bytes` to `path` through a temporary file and an atomic rename,
-/// replacing `path` if it exists (for files this crate owns: caches,
-/// indexes, reports). See [`write_atomic_with`].
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// replacing `path` if it exists (for files this workspace owns: caches,
+/// indexes, records, checkpoints, reports). See [`write_atomic_by`].
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_with(path, |f| f.write_all(bytes))
 }
 
-/// Write `path` with `write` into a uniquely named temporary sibling,
-/// flush it to disk, rename it over `path` and flush the folder: whatever
-/// instant the process dies at, `path` holds its old content or the whole
-/// new one, and a failed write leaves no temporary behind.
-pub(crate) fn write_atomic_with(
+/// [`write_atomic`] for content produced by `write` into a buffered file.
+pub fn write_atomic_with(
     path: &Path,
     write: impl FnOnce(&mut std::io::BufWriter<fs::File>) -> std::io::Result<()>,
 ) -> Result<()> {
+    write_atomic_by(path, |tmp| {
+        let mut f = std::io::BufWriter::with_capacity(1 << 20, fs::File::create(tmp)?);
+        write(&mut f)?;
+        f.into_inner().map(drop).map_err(|e| e.into_error())
+    })
+}
+
+/// Replace `path` with a file that `write` creates at the path it is given
+/// (for writers that take a path, such as libtorch's): a uniquely named
+/// temporary sibling, flushed to disk, renamed over `path`, and the folder
+/// flushed. Whatever instant the process dies at, `path` holds its old
+/// content or the whole new one; a failed write leaves no temporary, and
+/// the temporaries of a process that died are removed by the next write of
+/// the same file.
+pub fn write_atomic_by(path: &Path, write: impl FnOnce(&Path) -> std::io::Result<()>) -> Result<()> {
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
     if let Some(parent) = parent {
         fs::create_dir_all(parent).at(parent)?;
@@ -42,18 +56,21 @@ pub(crate) fn write_atomic_with(
     remove_stale_temporaries_of(path)?;
     let tmp = temp_sibling(path, PARTIAL_TAG);
     let result = (|| {
-        let mut f = std::io::BufWriter::with_capacity(1 << 20, fs::File::create(&tmp)?);
-        write(&mut f)?;
-        f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        write(&tmp)?;
+        fs::File::open(&tmp)?.sync_all()?;
         fail::fail_point!("fsutil::write-atomic-synced", |_| Err(std::io::Error::other("failpoint")));
         fs::rename(&tmp, path)?;
-        // The rename itself is durable once the folder is flushed.
-        fs::File::open(parent.unwrap_or(Path::new("."))).and_then(|d| d.sync_all())
+        sync_dir(parent.unwrap_or(Path::new(".")))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     result.at(path)
+}
+
+/// Flush a folder's entries (a rename or a new file in it) to disk.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    fs::File::open(dir).and_then(|d| d.sync_all())
 }
 
 /// Move `from` to `to` without ever replacing an existing `to`.

@@ -39,7 +39,7 @@ mod count;
 mod decode;
 mod edges;
 mod error;
-mod fsutil;
+pub mod fsutil;
 mod grid;
 mod preprocess;
 mod rename;

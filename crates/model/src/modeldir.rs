@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use gemstones_augment::{AugmentConfig, Normalize};
-use gemstones_dataset::{ClassIndex, PreprocessConfig};
+use gemstones_dataset::{ClassIndex, PreprocessConfig, fsutil};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tch::nn;
@@ -133,6 +133,20 @@ impl ModelDir {
         old.join("state.json").exists().then_some(old)
     }
 
+    /// Remove what a checkpoint replacement that died left behind: a
+    /// partial `last.new/`, and `last.old/` once `last/` is whole.
+    pub(crate) fn remove_interrupted_checkpoint_writes(&self) -> Result<()> {
+        let new = self.root.join("last.new");
+        if new.exists() {
+            std::fs::remove_dir_all(&new).at(&new)?;
+        }
+        let old = self.root.join("last.old");
+        if self.last_dir().join("state.json").exists() && old.exists() {
+            std::fs::remove_dir_all(&old).at(&old)?;
+        }
+        Ok(())
+    }
+
     /// Replace `last/` with a checkpoint written by `write` into a fresh
     /// directory: the old checkpoint stays whole until the new one is.
     pub(crate) fn replace_last(&self, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
@@ -144,13 +158,17 @@ impl ModelDir {
         }
         std::fs::create_dir_all(&new).at(&new)?;
         write(&new)?;
+        fail::fail_point!("modeldir::checkpoint-written");
         if last.exists() {
             if old.exists() {
                 std::fs::remove_dir_all(&old).at(&old)?;
             }
             std::fs::rename(&last, &old).at(&last)?;
+            fail::fail_point!("modeldir::last-moved-aside");
         }
         std::fs::rename(&new, &last).at(&new)?;
+        fsutil::sync_dir(&self.root).at(&self.root)?;
+        fail::fail_point!("modeldir::last-replaced");
         if old.exists() {
             std::fs::remove_dir_all(&old).at(&old)?;
         }
@@ -160,15 +178,10 @@ impl ModelDir {
 
 /// Save a var store's weights as safetensors, atomically.
 pub(crate) fn save_weights(vs: &nn::VarStore, path: &Path) -> Result<()> {
-    let tmp = path.with_file_name(format!(
-        ".{}.partial.safetensors",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("weights")
-    ));
     // Channels-last variables are saved in standard layout.
     let named: Vec<(String, tch::Tensor)> =
         vs.variables().into_iter().map(|(n, t)| (n, t.contiguous())).collect();
-    tch::Tensor::write_safetensors(&named, &tmp)?;
-    std::fs::rename(&tmp, path).at(path)
+    write_safetensors_atomic(&named, path)
 }
 
 /// Load weights into a var store, with a clear error for a missing,
@@ -229,11 +242,12 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 }
 
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).at(parent)?;
-    }
-    let tmp = path
-        .with_file_name(format!(".{}.partial", path.file_name().and_then(|n| n.to_str()).unwrap_or("file")));
-    std::fs::write(&tmp, bytes).at(&tmp)?;
-    std::fs::rename(&tmp, path).at(path)
+    Ok(fsutil::write_atomic(path, bytes)?)
+}
+
+/// Write a safetensors file atomically (see [`fsutil::write_atomic_by`]).
+pub(crate) fn write_safetensors_atomic(named: &[(String, tch::Tensor)], path: &Path) -> Result<()> {
+    Ok(fsutil::write_atomic_by(path, |tmp| {
+        tch::Tensor::write_safetensors(named, tmp).map_err(std::io::Error::other)
+    })?)
 }

@@ -224,8 +224,7 @@ impl Adam {
             named.push((format!("v.{name}"), v.contiguous()));
         }
         named.push(("step".into(), Tensor::from_slice(&[self.step])));
-        Tensor::write_safetensors(&named, path)?;
-        Ok(())
+        crate::modeldir::write_safetensors_atomic(&named, path)
     }
 
     /// Load state written by [`Adam::save`] for the same variables.

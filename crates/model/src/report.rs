@@ -30,12 +30,9 @@ fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
 fn save_png(pixels: Vec<u8>, (w, h): (u32, u32), path: &Path) -> Result<()> {
     let img = image::RgbImage::from_raw(w, h, pixels)
         .ok_or_else(|| plot_err(path, "canvas size does not match its buffer"))?;
-    let tmp = path.with_file_name(format!(
-        ".{}.partial.png",
-        path.file_stem().and_then(|s| s.to_str()).unwrap_or("plot")
-    ));
-    img.save_with_format(&tmp, image::ImageFormat::Png).map_err(|e| plot_err(path, e))?;
-    std::fs::rename(&tmp, path).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+    Ok(gemstones_dataset::fsutil::write_atomic_by(path, |tmp| {
+        img.save_with_format(tmp, image::ImageFormat::Png).map_err(std::io::Error::other)
+    })?)
 }
 
 /// Write `history.json`, `history.csv` and `curves.png`.

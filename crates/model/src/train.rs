@@ -473,6 +473,7 @@ impl<'a> Trainer<'a> {
             classes: set.classes.names().to_vec(),
             augment: cfg.augment.clone(),
         };
+        mdir.remove_interrupted_checkpoint_writes()?;
         let resume_from = mdir.resumable();
         if let Some(ckpt) = &resume_from {
             if !self.resume {
@@ -688,6 +689,9 @@ impl<'a> Trainer<'a> {
             }
             bar.finish_and_clear();
         }
+        // Again at the end: a run that died writing them after its last
+        // checkpoint resumes with nothing left to train.
+        crate::report::write_history(&mdir, &state.history)?;
         let best_val_top1 =
             state.history.iter().find(|h| h.epoch == state.best_epoch).and_then(|h| h.val_top1);
         Ok(TrainReport {
