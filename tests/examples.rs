@@ -330,3 +330,63 @@ fn empty_class_folders_are_left_out_of_training_unless_asked() {
     let (kept, _) = prepare(&photos, &pre, &dir.path().join("b.cache"), EmptyClasses::Keep).unwrap();
     assert_eq!(kept.set.classes.names(), ["Empty", "Garnet", "Ruby"]);
 }
+
+/// SIGKILL the static scraper at random instants, re-run it, and check
+/// every photo of the catalogue is saved exactly once (no `-1` copy of a
+/// photo whose manifest row was lost), nothing hidden is left, and the
+/// manifest names every saved file.
+#[test]
+fn a_scrape_killed_at_random_instants_finishes_on_rerun_without_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalogue = dir.path().join("catalogue");
+    let synth = SynthConfig {
+        per_class: 25,
+        min_size: 40,
+        max_size: 56,
+        classes: default_classes().into_iter().take(4).collect(),
+        ..SynthConfig::default()
+    };
+    write_synthetic_set(&catalogue, &synth).unwrap();
+    let site = gemstones::scrape::DemoSite::start(&catalogue).unwrap();
+    let scrape = |out: &Path| {
+        let mut c = example("fetch_static");
+        c.arg("--start-url").arg(site.start_url().as_str()).arg("--out").arg(out);
+        c.args(["--rps", "2000", "--concurrency", "4"]).stdout(Stdio::null()).stderr(Stdio::piped());
+        c
+    };
+    let photos_of = |out: &Path| {
+        let mut s = snapshot(out);
+        s.remove("manifest.jsonl");
+        s
+    };
+    let reference = dir.path().join("reference");
+    assert!(run(&mut scrape(&reference)).status.success());
+    let want = photos_of(&reference);
+    assert_eq!(want.len(), 100);
+
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(29);
+    let mut killed = 0;
+    for attempt in 0..8 {
+        let out = dir.path().join(format!("out-{attempt}"));
+        let mut child = scrape(&out).stderr(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(rng.random_range(20..400)));
+        if child.try_wait().unwrap().is_none() {
+            killed += 1;
+        }
+        let _ = child.kill();
+        child.wait().unwrap();
+        let r = run(&mut scrape(&out));
+        assert!(r.status.success(), "re-run after a kill failed: {}", text(&r.stderr));
+        assert_eq!(photos_of(&out), want, "attempt {attempt}: photos lost, duplicated or hidden files left");
+        let rows = gemstones::scrape::Manifest::read_rows(&out.join("manifest.jsonl")).unwrap();
+        let mut saved: Vec<String> = rows.iter().filter_map(|r| r.file.clone()).collect();
+        saved.sort();
+        saved.dedup();
+        assert_eq!(
+            saved,
+            want.keys().cloned().collect::<Vec<_>>(),
+            "attempt {attempt}: manifest and files disagree"
+        );
+    }
+    assert!(killed >= 4, "only {killed} of 8 scrapes were killed before they finished");
+}

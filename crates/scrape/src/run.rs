@@ -174,6 +174,7 @@ impl Scraper {
         out: &Path,
     ) -> Result<ScrapeSummary> {
         let manifest_path = out.join("manifest.jsonl");
+        crate::store::remove_stale_temporaries(out)?;
         let mut manifest = Manifest::open(&manifest_path)?;
         let mut summary = ScrapeSummary { manifest: manifest_path.clone(), ..Default::default() };
 

@@ -213,10 +213,12 @@ impl Manifest {
 
 /// Write `bytes` as `dir/name` without replacing any existing file: through
 /// a temporary file and a hard link (which fails if the name exists); on a
-/// name clash, `name-1.ext`, `name-2.ext`, ... Returns the name used.
+/// name clash, `name-1.ext`, `name-2.ext`, ... A name that already holds
+/// exactly these bytes is reused: a photo saved by a run that died before
+/// its manifest row was written is not saved twice. Returns the name used.
 pub(crate) fn save_new(dir: &Path, name: &str, bytes: &[u8]) -> Result<String> {
     std::fs::create_dir_all(dir).at(dir)?;
-    let tmp = dir.join(format!(".{}.partial-{}", name.len(), std::process::id()));
+    let tmp = dir.join(format!(".{}{PARTIAL}{}", name.len(), std::process::id()));
     let tmp = unique_tmp(&tmp);
     {
         let mut f = File::create(&tmp).at(&tmp)?;
@@ -235,7 +237,13 @@ pub(crate) fn save_new(dir: &Path, name: &str, bytes: &[u8]) -> Result<String> {
                 std::fs::remove_file(&tmp).at(&tmp)?;
                 return Ok(candidate);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if std::fs::read(&target).is_ok_and(|held| held == bytes) {
+                    std::fs::remove_file(&tmp).at(&tmp)?;
+                    return Ok(candidate);
+                }
+                continue;
+            }
             Err(_) => {
                 // No hard links here: check, then rename.
                 if target.symlink_metadata().is_ok() {
@@ -248,6 +256,26 @@ pub(crate) fn save_new(dir: &Path, name: &str, bytes: &[u8]) -> Result<String> {
     }
     let _ = std::fs::remove_file(&tmp);
     Err(Error::Io { path: dir.join(name), source: std::io::Error::other("no free file name") })
+}
+
+/// What the names of [`save_new`]'s temporaries contain.
+const PARTIAL: &str = ".partial-";
+
+/// Remove the temporaries a scrape that died left in `out`'s class folders
+/// (hidden `.N.partial-…` files; the photos they held are fetched again).
+pub(crate) fn remove_stale_temporaries(out: &Path) -> Result<()> {
+    let Ok(classes) = std::fs::read_dir(out) else {
+        return Ok(());
+    };
+    for class in classes.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()) {
+        for entry in std::fs::read_dir(class.path()).at(class.path())?.filter_map(|e| e.ok()) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.contains(PARTIAL) {
+                std::fs::remove_file(entry.path()).at(entry.path())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn unique_tmp(base: &Path) -> PathBuf {

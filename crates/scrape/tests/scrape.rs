@@ -295,6 +295,28 @@ async fn an_interrupted_run_resumes_to_the_same_tree_without_refetching() {
     }
 }
 
+/// The state a scrape killed between saving photos and appending their
+/// manifest rows leaves (photos on disk, rows missing; a temporary file of
+/// a half-written photo): the re-run saves no second copy and leaves no
+/// temporary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_before_its_manifest_rows_saves_no_second_copy() {
+    let (addr, _log) = fixture(Duration::ZERO).await;
+    let start = Url::parse(&format!("http://{addr}/GemStoneMain.aspx")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let scrape = || Scraper::new(SiteProfile::minerals_net_at(start.clone()), config(100.0)).unwrap();
+    scrape().run(dir.path()).await.unwrap();
+    let whole = tree(dir.path());
+    // Lose the manifest's rows (the photos stay), as a kill right after the
+    // saves would; and leave a temporary as a kill mid-save would.
+    let manifest = dir.path().join("manifest.jsonl");
+    std::fs::write(&manifest, b"").unwrap();
+    let class = whole.keys().next().unwrap().split('/').next().unwrap().to_string();
+    std::fs::write(dir.path().join(&class).join(".12.partial-99999-0"), b"half a photo").unwrap();
+    scrape().run(dir.path()).await.unwrap();
+    assert_eq!(tree(dir.path()), whole, "a photo was saved twice, or a temporary was left");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_per_host_rate_is_never_exceeded() {
     let (addr, log) = fixture(Duration::from_millis(20)).await;
