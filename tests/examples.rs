@@ -390,3 +390,19 @@ fn a_scrape_killed_at_random_instants_finishes_on_rerun_without_duplicates() {
     }
     assert!(killed >= 4, "only {killed} of 8 scrapes were killed before they finished");
 }
+
+#[test]
+fn a_scrape_that_finds_no_class_warns_and_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("catalogue");
+    std::fs::create_dir_all(&empty).unwrap();
+    let site = gemstones::scrape::DemoSite::start(&empty).unwrap();
+    let out = run(example("fetch_static")
+        .arg("--start-url")
+        .arg(site.start_url().as_str())
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .args(["--rps", "100"]));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("no class found"), "{}", text(&out.stderr));
+}
