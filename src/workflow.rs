@@ -269,7 +269,10 @@ pub fn run(
     ));
     // Undecodable files go to a quarantine folder (never deleted).
     // (Names that are not UTF-8 were skipped by the scan and stay where they are.)
-    for p in checked.problems.iter().filter(|p| p.kind != ProblemKind::NameNotUtf8) {
+    let in_place = |p: &&gemstones_dataset::Problem| {
+        !matches!(p.kind, ProblemKind::NameNotUtf8 | ProblemKind::RenamePending)
+    };
+    for p in checked.problems.iter().filter(in_place) {
         let q = run.join("quarantine").join(p.path.strip_prefix(&photos).unwrap_or(&p.path));
         if let Some(parent) = q.parent() {
             std::fs::create_dir_all(parent).map_err(at("quarantine"))?;

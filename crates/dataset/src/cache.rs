@@ -174,6 +174,7 @@ pub fn load_or_build(
     cache: &Path,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<(Preprocessed, CacheOutcome)> {
+    folder.require_no_pending_rename()?;
     let fp = fingerprint(folder, cfg)?;
     let outcome = if cache.exists() {
         match load_cache(cache) {

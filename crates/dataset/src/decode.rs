@@ -27,6 +27,9 @@ pub enum ProblemKind {
     Unreadable,
     /// The file's or its folder's name is not valid UTF-8: skipped.
     NameNotUtf8,
+    /// An interrupted rename holds files of the folder in hidden
+    /// temporaries (the path is its journal): run the rename again.
+    RenamePending,
 }
 
 impl ProblemKind {
@@ -41,6 +44,7 @@ impl ProblemKind {
             Self::TooLarge => "too_large",
             Self::Unreadable => "unreadable",
             Self::NameNotUtf8 => "name_not_utf8",
+            Self::RenamePending => "rename_pending",
         }
     }
 }

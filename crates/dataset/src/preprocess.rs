@@ -464,6 +464,7 @@ pub fn preprocess_folder(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Preprocessed> {
     cfg.validate()?;
+    folder.require_no_pending_rename()?;
     let len = cfg.image_len();
     let n = folder.files.len();
     let mut pixels = crate::fsutil::big_zeroed(n * len);

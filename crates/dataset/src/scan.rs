@@ -65,6 +65,22 @@ impl ImageFolder {
         Ok(self)
     }
 
+    /// An error when an interrupted rename holds some of this folder's
+    /// files in hidden temporaries: using the folder now would silently
+    /// miss them.
+    pub fn require_no_pending_rename(&self) -> Result<()> {
+        if self.rename_pending {
+            return Err(Error::Rename {
+                path: crate::rename::journal_path(&self.root),
+                reason:
+                    "an interrupted rename holds some files in hidden temporaries; run rename --apply to \
+                         finish it first"
+                        .into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Number of files per class id.
     pub fn class_counts(&self) -> Vec<usize> {
         let mut counts = vec![0; self.classes.len()];

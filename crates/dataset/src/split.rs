@@ -299,6 +299,7 @@ const SPLIT_RECORD: &str = "split.json";
 /// other content is an error and is never overwritten.
 pub fn split_folder(folder: &ImageFolder, out: impl AsRef<Path>, cfg: &SplitConfig) -> Result<SplitReport> {
     let out = out.as_ref();
+    folder.require_no_pending_rename()?;
     refuse_nested(&folder.root, out)?;
     let mut report = match read_record(out)? {
         Some(recorded) => continue_recorded(recorded, folder, out, cfg)?,

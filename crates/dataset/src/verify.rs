@@ -128,6 +128,16 @@ pub fn verify(folder: &ImageFolder, limits: &DecodeLimits) -> VerifyReport {
         })
         .collect();
     let mut report = VerifyReport::default();
+    if folder.rename_pending {
+        report.problems.push(Problem {
+            path: crate::rename::journal_path(&folder.root),
+            kind: ProblemKind::RenamePending,
+            detail:
+                "an interrupted rename holds some files in hidden temporaries (not verified); run rename \
+                     --apply to finish it"
+                    .into(),
+        });
+    }
     report.problems.extend(folder.unusable_names.iter().map(|path| Problem {
         path: path.clone(),
         kind: ProblemKind::NameNotUtf8,

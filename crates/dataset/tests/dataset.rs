@@ -202,6 +202,31 @@ fn an_interrupted_rename_completes_on_rerun_at_every_interruption_point() {
     }
 }
 
+/// While an interrupted rename holds photos in hidden temporaries, nothing
+/// uses the folder as if they were not there.
+#[test]
+fn a_folder_with_an_unfinished_rename_is_flagged_and_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("photos");
+    messy_tree(&root);
+    let plan = plan_rename(&scan(&root).unwrap(), &RenameConfig::default()).unwrap();
+    let done = AtomicUsize::new(0);
+    let _ = plan.execute_until(&|| done.fetch_add(1, Ordering::SeqCst) >= 2);
+    let folder = scan(&root).unwrap();
+    let report = verify(&folder, &DecodeLimits::default());
+    assert!(report.problems.iter().any(|p| p.kind == ProblemKind::RenamePending), "{:?}", report.problems);
+    let pre = PreprocessConfig { size: 32, ..PreprocessConfig::default() };
+    for err in [
+        preprocess_folder(&folder, &pre, &|_| {}).err(),
+        load_or_build(&folder, &pre, &dir.path().join("c.cache"), &|_| {}).err(),
+        split_folder(&folder, dir.path().join("split"), &SplitConfig::default()).err(),
+    ] {
+        assert!(err.as_ref().is_some_and(|e| e.to_string().contains("rename --apply")), "{err:?}");
+    }
+    rename(&root, &RenameConfig::default()).unwrap();
+    assert!(preprocess_folder(&scan(&root).unwrap(), &pre, &|_| {}).is_ok());
+}
+
 fn copy_tree(from: &Path, to: &Path) {
     for (rel, bytes) in tree(from) {
         write(to, &rel, &bytes);
