@@ -12,5 +12,5 @@ seconds=${1:-600}
 seed=${GEMSTONES_FUZZ_SEED:-$(date +%s)}
 echo "fuzzing each target for ${seconds} s, seed ${seed} (GEMSTONES_FUZZ_SEED=${seed} repeats it)"
 GEMSTONES_FUZZ_SECONDS=$seconds GEMSTONES_FUZZ_SEED=$seed \
-  cargo test --test fuzz -- --nocapture --test-threads 2 2>&1 | grep -E '^(fuzz |test |.*panicked|.*crash-)'
+  cargo test --test fuzz -- --nocapture --test-threads 2 2>&1 | grep --line-buffered -E '^(fuzz |test |.*panicked|.*crash-)'
 exit "${PIPESTATUS[0]}"

@@ -24,6 +24,14 @@ struct Args {
     /// Warn instead of failing when a class is too small for every split.
     #[arg(long)]
     allow_small: bool,
+    /// Near-duplicate photos (both perceptual hashes within this many bits)
+    /// go to one side of the split; 0 matches only identical hashes.
+    #[arg(long, default_value_t = gemstones::dataset::DEFAULT_MAX_DISTANCE)]
+    near_distance: u32,
+    /// Split photo by photo, as the tutorial did: a photo and its near-copy
+    /// may land in train and test.
+    #[arg(long)]
+    ignore_near_duplicates: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,6 +51,7 @@ fn main() -> anyhow::Result<()> {
             _ => TransferMode::Copy,
         },
         small_class: if a.allow_small { SmallClassPolicy::Warn } else { SmallClassPolicy::Error },
+        near_duplicates: (!a.ignore_near_duplicates).then_some(a.near_distance),
     };
     let r = split_folder(&scan(&a.input)?, &a.output, &cfg)?;
     for (name, files) in &r.files {
@@ -51,6 +60,11 @@ fn main() -> anyhow::Result<()> {
     for w in &r.warnings {
         println!("warning: {w}");
     }
-    println!("{} already in place; record: {}", r.already_present, a.output.join("split.json").display());
+    println!(
+        "{} near-duplicate groups kept on one side; {} already in place; record: {}",
+        r.groups_kept_together,
+        r.already_present,
+        a.output.join("split.json").display()
+    );
     Ok(())
 }

@@ -44,6 +44,7 @@ mod grid;
 mod preprocess;
 mod rename;
 mod scan;
+mod similar;
 mod split;
 pub mod synth;
 pub mod testdata;
@@ -65,8 +66,12 @@ pub use rename::{
     plan_rename, rename, resume_rename,
 };
 pub use scan::{FileEntry, ImageFolder, natural_cmp, scan};
+pub use similar::{DEFAULT_MAX_DISTANCE, PerceptualHash, group_ids, near_duplicate_groups};
 pub use split::{
     SmallClassPolicy, SplitConfig, SplitIndices, SplitRatios, SplitReport, TransferMode, derive_seed,
-    split_folder, stratified_split,
+    split_folder, stratified_group_split, stratified_split,
 };
-pub use verify::{DuplicateGroup, ImageInfo, VerifyReport, cross_split_duplicates, verify};
+pub use verify::{
+    DuplicateGroup, ImageInfo, NearDuplicateGroup, VerifyReport, cross_split_duplicates,
+    cross_split_near_duplicates, verify,
+};

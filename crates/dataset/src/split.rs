@@ -7,12 +7,14 @@ use rand::seq::SliceRandom;
 use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
 
+use crate::decode::DecodeLimits;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{
     copy_no_clobber, finish_interrupted_move, remove_stale_temporaries, rename_no_clobber, same_content,
     write_atomic,
 };
 use crate::scan::ImageFolder;
+use crate::similar::{PerceptualHash, group_ids, near_duplicate_groups};
 
 /// Named split fractions that sum to 1, such as train 0.9 / test 0.1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,6 +138,10 @@ pub struct SplitIndices {
     pub splits: Vec<Vec<usize>>,
     /// One line per class that could not fill every split.
     pub warnings: Vec<String>,
+    /// Groups of two or more items (near-duplicates) placed whole on one
+    /// side.
+    #[serde(default)]
+    pub groups_kept_together: usize,
 }
 
 /// Split item indices by class, each class shuffled with a generator seeded
@@ -156,57 +162,92 @@ pub fn stratified_split(
     seed: u64,
     policy: SmallClassPolicy,
 ) -> Result<SplitIndices> {
-    stratified_split_named(labels, ratios, seed, policy, &|c| format!("class {c}"))
+    let alone: Vec<usize> = (0..labels.len()).collect();
+    stratified_group_split(labels, &alone, ratios, seed, policy)
 }
 
-fn stratified_split_named(
+/// [`stratified_split`] that keeps every group whole: items with the same
+/// `groups` id (near-duplicates, see [`crate::group_ids`]) land in one
+/// split. A group counts for the class of its first item; each class's
+/// groups are shuffled (seeded by `(seed, class)`) and placed in turn in
+/// the first split they still fit in, else the one furthest below its
+/// share, so class ratios stay as close as the groups allow. With every
+/// item alone this is exactly [`stratified_split`].
+pub fn stratified_group_split(
     labels: &[usize],
+    groups: &[usize],
+    ratios: &SplitRatios,
+    seed: u64,
+    policy: SmallClassPolicy,
+) -> Result<SplitIndices> {
+    stratified_group_split_named(labels, groups, ratios, seed, policy, &|c| format!("class {c}"))
+}
+
+fn stratified_group_split_named(
+    labels: &[usize],
+    groups: &[usize],
     ratios: &SplitRatios,
     seed: u64,
     policy: SmallClassPolicy,
     name: &dyn Fn(usize) -> String,
 ) -> Result<SplitIndices> {
+    if groups.len() != labels.len() {
+        return Err(Error::InvalidConfig {
+            reason: format!("{} group ids for {} labels", groups.len(), labels.len()),
+        });
+    }
+    // Each group's members, ascending; a group belongs to its first item's class.
+    let mut members: std::collections::BTreeMap<usize, Vec<usize>> = std::collections::BTreeMap::new();
+    for (i, &g) in groups.iter().enumerate() {
+        members.entry(g).or_default().push(i);
+    }
+    let mut units: Vec<Vec<usize>> = members.into_values().collect();
+    units.sort_unstable_by_key(|m| m[0]);
+    let groups_kept_together = units.iter().filter(|m| m.len() > 1).count();
     let classes = labels.iter().copied().max().map_or(0, |m| m + 1);
-    let mut by_class = vec![Vec::new(); classes];
-    for (i, &l) in labels.iter().enumerate() {
-        by_class[l].push(i);
+    let mut by_class: Vec<Vec<&Vec<usize>>> = vec![Vec::new(); classes];
+    for unit in &units {
+        by_class[labels[unit[0]]].push(unit);
     }
     let mut splits = vec![Vec::new(); ratios.len()];
     let mut warnings = Vec::new();
-    for (class, mut items) in by_class.into_iter().enumerate() {
-        if items.is_empty() {
+    let needed = ratios.ratios().filter(|r| *r > 0.0).count();
+    for (class, mut class_units) in by_class.into_iter().enumerate() {
+        if class_units.is_empty() {
             continue;
         }
-        let (counts, enough) = ratios.allocate(items.len());
-        if !enough {
-            let needed = ratios.ratios().filter(|r| *r > 0.0).count();
+        let items: usize = class_units.iter().map(|u| u.len()).sum();
+        let (counts, enough) = ratios.allocate(items);
+        if !enough || class_units.len() < needed {
             match policy {
                 SmallClassPolicy::Error => {
-                    return Err(Error::ClassTooSmall {
-                        class: name(class),
-                        files: items.len(),
-                        splits: needed,
-                    });
+                    return Err(Error::ClassTooSmall { class: name(class), files: items, splits: needed });
                 }
                 SmallClassPolicy::Warn => warnings.push(format!(
-                    "{} has {} file(s), too few for {needed} non-empty splits",
+                    "{} has {items} file(s) in {} group(s), too few for {needed} non-empty splits",
                     name(class),
-                    items.len()
+                    class_units.len()
                 )),
             }
         }
         let mut rng = Pcg64Mcg::seed_from_u64(derive_seed(seed, class as u64));
-        items.shuffle(&mut rng);
-        let mut start = 0;
-        for (s, c) in counts.into_iter().enumerate() {
-            splits[s].extend_from_slice(&items[start..start + c]);
-            start += c;
+        class_units.shuffle(&mut rng);
+        let mut filled = vec![0usize; counts.len()];
+        for unit in class_units {
+            let split =
+                (0..counts.len()).find(|&s| filled[s] + unit.len() <= counts[s]).unwrap_or_else(|| {
+                    (0..counts.len())
+                        .max_by_key(|&s| (counts[s] as isize - filled[s] as isize, usize::MAX - s))
+                        .unwrap_or(0)
+                });
+            filled[split] += unit.len();
+            splits[split].extend_from_slice(unit);
         }
     }
     for s in &mut splits {
         s.sort_unstable();
     }
-    Ok(SplitIndices { splits, warnings })
+    Ok(SplitIndices { splits, warnings, groups_kept_together })
 }
 
 /// A seed for stream `stream` of a generator seeded with `seed` (SplitMix64
@@ -244,6 +285,16 @@ pub struct SplitConfig {
     pub mode: TransferMode,
     /// Error or warning for classes too small for every split.
     pub small_class: SmallClassPolicy,
+    /// Keep near-duplicate photos (both perceptual hashes within this many
+    /// bits, see [`crate::near_duplicate_groups`]) on one side; `None`
+    /// splits photo by photo (the tutorial's way, which lets a photo and
+    /// its copy land in train and test).
+    #[serde(default = "default_near_duplicates")]
+    pub near_duplicates: Option<u32>,
+}
+
+fn default_near_duplicates() -> Option<u32> {
+    Some(crate::similar::DEFAULT_MAX_DISTANCE)
 }
 
 impl Default for SplitConfig {
@@ -253,6 +304,7 @@ impl Default for SplitConfig {
             seed: 1337,
             mode: TransferMode::Copy,
             small_class: SmallClassPolicy::Error,
+            near_duplicates: default_near_duplicates(),
         }
     }
 }
@@ -273,6 +325,9 @@ pub struct SplitReport {
     pub already_present: usize,
     /// Small-class warnings.
     pub warnings: Vec<String>,
+    /// Near-duplicate groups (two or more photos) kept on one side.
+    #[serde(default)]
+    pub groups_kept_together: usize,
     /// Whether every file was placed. `split.json` is written with `false`
     /// before the first file is placed (the plan a re-run finishes) and
     /// with `true` at the end.
@@ -315,8 +370,12 @@ pub fn split_folder(folder: &ImageFolder, out: impl AsRef<Path>, cfg: &SplitConf
 /// The split of `folder` into `out`, as a record not yet carried out.
 fn plan_split(folder: &ImageFolder, out: &Path, cfg: &SplitConfig) -> Result<SplitReport> {
     let labels: Vec<usize> = folder.files.iter().map(|f| f.class).collect();
+    let groups = match cfg.near_duplicates {
+        Some(d) => group_ids(labels.len(), &near_duplicate_groups(&perceptual_hashes(folder), d)),
+        None => (0..labels.len()).collect(),
+    };
     let names = folder.classes.names();
-    let idx = stratified_split_named(&labels, &cfg.ratios, cfg.seed, cfg.small_class, &|c| {
+    let idx = stratified_group_split_named(&labels, &groups, &cfg.ratios, cfg.seed, cfg.small_class, &|c| {
         names.get(c).cloned().unwrap_or_default()
     })?;
     let relative = |i: usize| {
@@ -336,8 +395,30 @@ fn plan_split(folder: &ImageFolder, out: &Path, cfg: &SplitConfig) -> Result<Spl
         files,
         already_present: 0,
         warnings: idx.warnings,
+        groups_kept_together: idx.groups_kept_together,
         complete: false,
     })
+}
+
+/// The perceptual hash of every file of `folder` (decoded in parallel; a
+/// file that does not decode gets a hash of its own, unlike any photo's).
+fn perceptual_hashes(folder: &ImageFolder) -> Vec<PerceptualHash> {
+    use rayon::prelude::*;
+    folder
+        .files
+        .par_iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let decoded = std::fs::read(&f.path).ok().and_then(|bytes| {
+                crate::decode::decode_bytes(&bytes, &f.path, &DecodeLimits::default()).ok()
+            });
+            match decoded {
+                Some(d) => PerceptualHash::of(&d.image),
+                // Distinct, and far from each other: no group.
+                None => PerceptualHash { phash: derive_seed(i as u64, 1), dhash: derive_seed(i as u64, 2) },
+            }
+        })
+        .collect()
 }
 
 /// A new split: `out` must be absent or empty (but for temporaries of a
@@ -516,7 +597,11 @@ fn resolved(path: &Path) -> PathBuf {
 fn same_settings(a: &SplitConfig, b: &SplitConfig) -> bool {
     let same_ratios = a.ratios.len() == b.ratios.len()
         && a.ratios.parts.iter().zip(&b.ratios.parts).all(|((n, r), (m, q))| n == m && (r - q).abs() < 1e-12);
-    same_ratios && a.seed == b.seed && a.mode == b.mode && a.small_class == b.small_class
+    same_ratios
+        && a.seed == b.seed
+        && a.mode == b.mode
+        && a.small_class == b.small_class
+        && a.near_duplicates == b.near_duplicates
 }
 
 fn same_folder(a: &Path, b: &Path) -> bool {
@@ -579,6 +664,55 @@ mod tests {
         let mut all: Vec<usize> = a.splits.concat();
         all.sort_unstable();
         assert_eq!(all, (0..200).collect::<Vec<_>>());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+        /// Random labels and random groupings: no group on two sides, every
+        /// item in exactly one split, and without groups the plain split.
+        #[test]
+        fn a_group_never_spans_two_splits(
+            items in proptest::collection::vec((0usize..4, 0usize..12), 4..80),
+            seed in proptest::prelude::any::<u64>(),
+            train in 0.5f64..0.95,
+        ) {
+            let labels: Vec<usize> = items.iter().map(|i| i.0).collect();
+            let groups: Vec<usize> = items.iter().map(|i| i.1).collect();
+            let r = SplitRatios::train_test(train).unwrap();
+            let s = stratified_group_split(&labels, &groups, &r, seed, SmallClassPolicy::Warn).unwrap();
+            let side_of = |i: usize| s.splits.iter().position(|part| part.contains(&i)).unwrap();
+            for a in 0..labels.len() {
+                for b in a + 1..labels.len() {
+                    if groups[a] == groups[b] {
+                        proptest::prop_assert_eq!(side_of(a), side_of(b));
+                    }
+                }
+            }
+            let mut all: Vec<usize> = s.splits.concat();
+            all.sort_unstable();
+            proptest::prop_assert_eq!(all, (0..labels.len()).collect::<Vec<_>>());
+            let alone: Vec<usize> = (0..labels.len()).collect();
+            proptest::prop_assert_eq!(
+                stratified_group_split(&labels, &alone, &r, seed, SmallClassPolicy::Warn).unwrap(),
+                stratified_split(&labels, &r, seed, SmallClassPolicy::Warn).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn groups_are_kept_whole_and_ratios_stay_close() {
+        // 40 items of one class in 10 pairs and 20 singletons, 25 % test.
+        let labels = vec![0; 40];
+        let groups: Vec<usize> = (0..40).map(|i| if i < 20 { i / 2 } else { i }).collect();
+        let r = SplitRatios::train_test(0.75).unwrap();
+        let s = stratified_group_split(&labels, &groups, &r, 9, SmallClassPolicy::Error).unwrap();
+        assert_eq!(s.groups_kept_together, 10);
+        assert_eq!(s.splits[1].len(), 10);
+        for pair in 0..10 {
+            let (a, b) = (2 * pair, 2 * pair + 1);
+            assert_eq!(s.splits[1].contains(&a), s.splits[1].contains(&b));
+        }
     }
 
     #[test]

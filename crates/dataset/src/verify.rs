@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::decode::{DecodeLimits, Problem, ProblemKind, decode_bytes};
 use crate::scan::ImageFolder;
+use crate::similar::{PerceptualHash, near_duplicate_groups};
 
 /// A file that decoded as an image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +29,10 @@ pub struct ImageInfo {
     /// The file name's extension names another format than its content
     /// (a PNG named `.jpg`): harmless here, but worth knowing.
     pub extension_mismatch: bool,
+    /// Perceptual hashes, for near-duplicates (computed from the same
+    /// decode).
+    #[serde(default)]
+    pub perceptual: PerceptualHash,
 }
 
 /// What [`verify`] found.
@@ -53,6 +58,44 @@ impl VerifyReport {
     pub fn duplicates(&self) -> Vec<DuplicateGroup> {
         find_duplicates(self.images.iter().map(|i| (i.hash.as_str(), "", &i.path)))
     }
+
+    /// Groups of near-duplicate images (both perceptual hashes within
+    /// `max_distance` bits, transitively; byte-identical copies included).
+    pub fn near_duplicates(&self, max_distance: u32) -> Vec<NearDuplicateGroup> {
+        cross_split_near_duplicates(&[("", self)], max_distance, false)
+    }
+}
+
+/// Near-duplicate images.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NearDuplicateGroup {
+    /// (split name, path) of each member, in input order; the split name is
+    /// empty for a single folder.
+    pub files: Vec<(String, PathBuf)>,
+    /// The largest Hamming distance (on either hash) between the first
+    /// member and another.
+    pub max_distance: u32,
+}
+
+/// Near-duplicate groups across several verified folders; with
+/// `leaks_only`, only groups spanning two or more of them (a test photo
+/// with a near-copy in train).
+pub fn cross_split_near_duplicates(
+    splits: &[(&str, &VerifyReport)],
+    max_distance: u32,
+    leaks_only: bool,
+) -> Vec<NearDuplicateGroup> {
+    let items: Vec<(&str, &ImageInfo)> =
+        splits.iter().flat_map(|(name, rep)| rep.images.iter().map(move |i| (*name, i))).collect();
+    let hashes: Vec<PerceptualHash> = items.iter().map(|(_, i)| i.perceptual).collect();
+    near_duplicate_groups(&hashes, max_distance)
+        .into_iter()
+        .filter(|g| !leaks_only || g.iter().any(|&m| items[m].0 != items[g[0]].0))
+        .map(|g| NearDuplicateGroup {
+            max_distance: g.iter().map(|&m| hashes[g[0]].distance(&hashes[m])).max().unwrap_or(0),
+            files: g.iter().map(|&m| (items[m].0.to_string(), items[m].1.path.clone())).collect(),
+        })
+        .collect()
 }
 
 /// Files with identical content.
@@ -124,6 +167,7 @@ pub fn verify(folder: &ImageFolder, limits: &DecodeLimits) -> VerifyReport {
                 bytes: bytes.len() as u64,
                 hash: blake3::hash(&bytes).to_hex().to_string(),
                 extension_mismatch: ext_format.map(crate::decode::format_name) != Some(d.format),
+                perceptual: PerceptualHash::of(&d.image),
             })
         })
         .collect();

@@ -444,6 +444,61 @@ fn names_that_are_not_utf8_are_skipped_and_reported_never_fatal() {
     );
 }
 
+/// A photo and its resized, re-encoded, slightly cropped and brightened
+/// copies form one near-duplicate group; other stones on the same white
+/// background stay apart.
+#[test]
+fn near_duplicates_survive_resizing_reencoding_cropping_and_brightening() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = &dir.path().join("photos");
+    let cfg = SynthConfig { min_size: 200, max_size: 240, ..SynthConfig::default() };
+    let stone = render_gem(&cfg, 2, 7).unwrap();
+    let (w, h) = stone.dimensions();
+    let resized =
+        image::imageops::resize(&stone, w * 3 / 5, h * 3 / 5, image::imageops::FilterType::Triangle);
+    // 5 % off the width and the height, on one side.
+    let cropped = image::imageops::crop_imm(&stone, w / 20, h / 20, w * 95 / 100, h * 95 / 100).to_image();
+    let brightened = image::imageops::brighten(&stone, 25);
+    write(root, "Ruby/original.jpg", &encode_jpeg(&stone, 92).unwrap());
+    write(root, "Ruby/resized.jpg", &encode_jpeg(&resized, 92).unwrap());
+    write(root, "Ruby/quality60.jpg", &encode_jpeg(&stone, 60).unwrap());
+    write(root, "Ruby/cropped.jpg", &encode_jpeg(&cropped, 92).unwrap());
+    write(root, "Ruby/brightened.jpg", &encode_jpeg(&brightened, 92).unwrap());
+    for (class, i) in [(0, 1), (1, 2), (2, 8), (3, 3), (4, 4), (5, 5)] {
+        write(
+            root,
+            &format!("Other/{class}-{i}.jpg"),
+            &encode_jpeg(&render_gem(&cfg, class, i).unwrap(), 92).unwrap(),
+        );
+    }
+    let report = verify(&scan(root).unwrap(), &DecodeLimits::default());
+    let groups = report.near_duplicates(DEFAULT_MAX_DISTANCE);
+    let names: Vec<Vec<String>> = groups
+        .iter()
+        .map(|g| g.files.iter().map(|(_, p)| p.file_name().unwrap().to_string_lossy().into_owned()).collect())
+        .collect();
+    assert_eq!(
+        names,
+        [["brightened.jpg", "cropped.jpg", "original.jpg", "quality60.jpg", "resized.jpg"]],
+        "{groups:?}"
+    );
+    assert!(groups[0].max_distance <= DEFAULT_MAX_DISTANCE);
+    // A split keeps the group on one side (the tutorial's way would not).
+    let cfg = SplitConfig {
+        ratios: SplitRatios::train_test(0.5).unwrap(),
+        small_class: SmallClassPolicy::Warn,
+        ..SplitConfig::default()
+    };
+    let split = split_folder(&scan(root).unwrap(), dir.path().join("split"), &cfg).unwrap();
+    assert_eq!(split.groups_kept_together, 1);
+    let ruby_sides: Vec<usize> =
+        split.files.iter().map(|(_, f)| f.iter().filter(|p| p.starts_with("Ruby")).count()).collect();
+    assert_eq!(ruby_sides, [5, 0]);
+    let plain = SplitConfig { near_duplicates: None, ..cfg };
+    let split = split_folder(&scan(root).unwrap(), dir.path().join("plain"), &plain).unwrap();
+    assert!(split.files.iter().all(|(_, f)| f.iter().any(|p| p.starts_with("Ruby"))), "{:?}", split.files);
+}
+
 /// The real training photographs: 87 classes, 2,856 files, three PNGs named
 /// `.jpg`, 22 redundant duplicates, nothing undecodable.
 #[test]
