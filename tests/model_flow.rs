@@ -432,3 +432,48 @@ fn fine_tuning_needs_a_pretrainable_network_and_a_real_checkpoint() {
     let cfg = TrainConfig { fine_tune: Some(FineTune { frozen_epochs: 2, ..ft }), ..tiny_train(2) };
     assert!(cfg.validate().is_err());
 }
+
+/// The trainer's validation split keeps near-duplicate images on one side.
+#[test]
+fn the_validation_split_never_scores_a_copy_of_a_training_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    let synth = SynthConfig {
+        per_class: 10,
+        min_size: 120,
+        max_size: 160,
+        classes: gemstones::dataset::synth::default_classes().into_iter().take(2).collect(),
+        ..SynthConfig::default()
+    };
+    write_synthetic_set(&photos, &synth).unwrap();
+    // Three resized copies of each of the first class's first four photos.
+    let class = scan(&photos).unwrap().classes.names()[0].clone();
+    let originals: Vec<_> = scan(&photos)
+        .unwrap()
+        .files
+        .iter()
+        .filter(|f| f.class == 0)
+        .take(4)
+        .map(|f| f.path.clone())
+        .collect();
+    for (n, p) in originals.iter().enumerate() {
+        let img = image::open(p).unwrap().to_rgb8();
+        for (k, scale) in [90u32, 75, 60].into_iter().enumerate() {
+            let (w, h) = (img.width() * scale / 100, img.height() * scale / 100);
+            let copy = image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle);
+            copy.save(photos.join(&class).join(format!("copy-{n}-{k}.png"))).unwrap();
+        }
+    }
+    let pre = PreprocessConfig { size: 48, ..PreprocessConfig::default() };
+    let set = preprocess_folder(&scan(&photos).unwrap(), &pre, &|_| {}).unwrap().set;
+    let groups = gemstones::dataset::near_duplicate_groups(&set.hashes, 4);
+    assert!(groups.len() >= 4 && groups.iter().all(|g| g.len() >= 4), "{groups:?}");
+    let cfg = TrainConfig { val_fraction: 0.5, ..TrainConfig::strong() };
+    let (train, val) = split_indices(&set, &cfg).unwrap();
+    for g in &groups {
+        assert!(g.iter().all(|i| train.contains(i)) || g.iter().all(|i| val.contains(i)), "{g:?} split");
+    }
+    // Image by image (the tutorial's way), some copy lands on each side.
+    let (train, val) = split_indices(&set, &TrainConfig { near_duplicates: None, ..cfg }).unwrap();
+    assert!(groups.iter().any(|g| g.iter().any(|i| train.contains(i)) && g.iter().any(|i| val.contains(i))));
+}

@@ -17,10 +17,11 @@ use crate::decode::Problem;
 use crate::error::{Error, IoContext, Result};
 use crate::preprocess::{CropBox, ImageSet, PreprocessConfig, Preprocessed, preprocess_folder};
 use crate::scan::ImageFolder;
+use crate::similar::PerceptualHash;
 
 const MAGIC: &[u8; 8] = b"GEMCACHE";
 /// Version of the cache layout; a file of another version is rebuilt.
-pub const CACHE_VERSION: u32 = 1;
+pub const CACHE_VERSION: u32 = 2;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct CacheHeader {
@@ -32,6 +33,8 @@ struct CacheHeader {
     root: PathBuf,
     files: Vec<PathBuf>,
     crops: Vec<Option<CropBox>>,
+    /// Perceptual hash of each source photo (version 2).
+    hashes: Vec<PerceptualHash>,
     problems: Vec<Problem>,
 }
 
@@ -78,6 +81,7 @@ pub fn save_cache(path: &Path, pre: &Preprocessed, cfg: &PreprocessConfig, finge
         root: set.root.clone(),
         files: set.files.clone(),
         crops: set.crops.clone(),
+        hashes: set.hashes.clone(),
         problems: pre.problems.clone(),
     };
     let json =
@@ -130,7 +134,11 @@ pub fn load_cache(path: &Path) -> Result<CachedSet> {
         serde_json::from_slice(&json).map_err(|source| Error::Json { path: path.to_path_buf(), source })?;
     let img_len = h.size as usize * h.size as usize * 3;
     let expected = 20 + json_len + (h.count as u64) * 4 + (h.count as u64) * img_len as u64;
-    if file_len != expected || h.files.len() != h.count || h.crops.len() != h.count {
+    if file_len != expected
+        || h.files.len() != h.count
+        || h.crops.len() != h.count
+        || h.hashes.len() != h.count
+    {
         return Err(bad(format!("{file_len} bytes, expected {expected} for {} images", h.count)));
     }
     let mut labels_raw = vec![0u8; h.count * 4];
@@ -140,7 +148,7 @@ pub fn load_cache(path: &Path) -> Result<CachedSet> {
     let mut pixels = crate::fsutil::big_zeroed(h.count * img_len);
     f.read_exact(&mut pixels).at(path)?;
     let classes = ClassIndex::from_ordered(h.classes).map_err(|e| bad(e.to_string()))?;
-    let mut set = ImageSet::from_parts(classes, h.size, labels, h.files, h.root, pixels)
+    let mut set = ImageSet::from_cache(classes, h.size, labels, h.files, h.root, h.hashes, pixels)
         .map_err(|e| bad(e.to_string()))?;
     set.crops = h.crops;
     Ok(CachedSet {

@@ -13,6 +13,7 @@ use crate::decode::{DecodeLimits, Problem, ProblemKind, decode_bytes, to_rgb_on_
 use crate::edges::{CannyScratch, EdgeMap, canny_into};
 use crate::error::{Error, Result};
 use crate::scan::ImageFolder;
+use crate::similar::PerceptualHash;
 
 /// The tutorial's gem crop: Canny edges on a squashed copy, then the
 /// bounding box of the edges.
@@ -185,13 +186,26 @@ impl Preprocessor {
         path: &Path,
         out: &mut [u8],
     ) -> std::result::Result<Option<CropBox>, Problem> {
+        self.process_and_hash_bytes_into(bytes, path, out).map(|(crop, _)| crop)
+    }
+
+    /// [`Preprocessor::process_bytes_into`], also returning the perceptual
+    /// hash of the photo as decoded (from the same decode).
+    pub fn process_and_hash_bytes_into(
+        &mut self,
+        bytes: &[u8],
+        path: &Path,
+        out: &mut [u8],
+    ) -> std::result::Result<(Option<CropBox>, PerceptualHash), Problem> {
         let decoded = decode_bytes(bytes, path, &self.cfg.limits)?;
+        let hash = PerceptualHash::of(&decoded.image);
         let rgb = to_rgb_on_white(decoded.image);
-        self.process_rgb_into(&rgb, out).map_err(|e| Problem {
+        let crop = self.process_rgb_into(&rgb, out).map_err(|e| Problem {
             path: path.to_path_buf(),
             kind: ProblemKind::Corrupt,
             detail: e.to_string(),
-        })
+        })?;
+        Ok((crop, hash))
     }
 
     /// Read and preprocess one file into a new image.
@@ -366,17 +380,37 @@ pub struct ImageSet {
     pub crops: Vec<Option<CropBox>>,
     /// The folder the files were read from.
     pub root: PathBuf,
+    /// Perceptual hash of each source photo as decoded (before cropping),
+    /// for near-duplicates.
+    pub hashes: Vec<PerceptualHash>,
     pub(crate) pixels: Vec<u8>,
 }
 
 impl ImageSet {
     /// Assemble a set from parts; `pixels` must hold `labels.len()` images.
+    /// The perceptual hashes are those of the preprocessed images.
     pub fn from_parts(
         classes: ClassIndex,
         size: u32,
         labels: Vec<u32>,
         files: Vec<PathBuf>,
         root: PathBuf,
+        pixels: Vec<u8>,
+    ) -> Result<Self> {
+        let mut set = Self::from_cache(classes, size, labels, files, root, Vec::new(), pixels)?;
+        set.hashes = (0..set.len()).into_par_iter().map(|i| set.hash_of_pixels(i)).collect();
+        Ok(set)
+    }
+
+    /// [`ImageSet::from_parts`] with the source photos' hashes known (or
+    /// empty, to be filled by the caller).
+    pub(crate) fn from_cache(
+        classes: ClassIndex,
+        size: u32,
+        labels: Vec<u32>,
+        files: Vec<PathBuf>,
+        root: PathBuf,
+        hashes: Vec<PerceptualHash>,
         pixels: Vec<u8>,
     ) -> Result<Self> {
         let n = labels.len();
@@ -395,7 +429,18 @@ impl ImageSet {
                 reason: format!("label {bad} but only {} classes", classes.len()),
             });
         }
-        Ok(Self { classes, size, labels, files, crops: vec![None; n], root, pixels })
+        if !hashes.is_empty() && hashes.len() != n {
+            return Err(Error::InvalidConfig { reason: format!("{} hashes for {n} images", hashes.len()) });
+        }
+        Ok(Self { classes, size, labels, files, crops: vec![None; n], root, hashes, pixels })
+    }
+
+    /// The perceptual hash of preprocessed image `i` (when the source
+    /// photo's is not known).
+    fn hash_of_pixels(&self, i: usize) -> PerceptualHash {
+        self.to_rgb_image(i)
+            .map(|rgb| PerceptualHash::of(&image::DynamicImage::ImageRgb8(rgb)))
+            .unwrap_or_default()
     }
 
     /// Number of images.
@@ -468,7 +513,7 @@ pub fn preprocess_folder(
     let len = cfg.image_len();
     let n = folder.files.len();
     let mut pixels = crate::fsutil::big_zeroed(n * len);
-    let results: Vec<std::result::Result<Option<CropBox>, Problem>> = pixels
+    let results: Vec<std::result::Result<(Option<CropBox>, PerceptualHash), Problem>> = pixels
         .par_chunks_mut(len.max(1))
         .zip(folder.files.par_iter())
         .map_init(
@@ -485,7 +530,7 @@ pub fn preprocess_folder(
                         kind: ProblemKind::Unreadable,
                         detail: e.to_string(),
                     })
-                    .and_then(|bytes| pp.process_bytes_into(&bytes, &f.path, out));
+                    .and_then(|bytes| pp.process_and_hash_bytes_into(&bytes, &f.path, out));
                 progress(1);
                 r
             },
@@ -494,11 +539,12 @@ pub fn preprocess_folder(
     let mut labels = Vec::with_capacity(n);
     let mut files = Vec::with_capacity(n);
     let mut crops = Vec::with_capacity(n);
+    let mut hashes = Vec::with_capacity(n);
     let mut problems = Vec::new();
     let mut write = 0;
     for (i, (r, f)) in results.into_iter().zip(&folder.files).enumerate() {
         match r {
-            Ok(crop) => {
+            Ok((crop, hash)) => {
                 if write != i {
                     pixels.copy_within(i * len..(i + 1) * len, write * len);
                 }
@@ -506,6 +552,7 @@ pub fn preprocess_folder(
                 labels.push(f.class as u32);
                 files.push(f.path.strip_prefix(&folder.root).unwrap_or(&f.path).to_path_buf());
                 crops.push(crop);
+                hashes.push(hash);
             }
             Err(p) => problems.push(p),
         }
@@ -518,6 +565,7 @@ pub fn preprocess_folder(
         files,
         crops,
         root: folder.root.clone(),
+        hashes,
         pixels,
     };
     Ok(Preprocessed { set, problems })

@@ -57,12 +57,20 @@ impl PerceptualHash {
 
 /// The mean of each of `out_w x out_h` cells of the region `(x0, y0, w, h)`
 /// of `gray` (area averaging; every source pixel counts once), row-major.
+/// A region smaller than the output is sampled at the cells' centres.
 fn box_downscale(
     gray: &image::GrayImage,
     (x0, y0, w, h): (u32, u32, u32, u32),
     out_w: usize,
     out_h: usize,
 ) -> Vec<f32> {
+    if (w as usize) < out_w || (h as usize) < out_h {
+        let at = |cell: usize, out: usize, len: u32| ((2 * cell + 1) * len as usize / (2 * out)) as u32;
+        return (0..out_h)
+            .flat_map(|cy| (0..out_w).map(move |cx| (cx, cy)))
+            .map(|(cx, cy)| gray.get_pixel(x0 + at(cx, out_w, w), y0 + at(cy, out_h, h))[0] as f32)
+            .collect();
+    }
     let mut sum = vec![0f32; out_w * out_h];
     let mut count = vec![0u32; out_w * out_h];
     let stride = gray.width() as usize;

@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use gemstones_augment::{AugmentConfig, BatchAugmenter, ImageView, Normalize};
 use gemstones_dataset::{
-    ImageSet, PreprocessConfig, SmallClassPolicy, SplitRatios, derive_seed, stratified_split,
+    ImageSet, PreprocessConfig, SmallClassPolicy, SplitRatios, derive_seed, group_ids, near_duplicate_groups,
+    stratified_group_split,
 };
 use rand::{Rng, SeedableRng};
 use rand_distr::{Beta, Distribution};
@@ -134,6 +135,11 @@ pub struct TrainConfig {
     /// Fraction of the images held out, stratified, for validation (the
     /// tutorial's 0.2).
     pub val_fraction: f64,
+    /// Keep near-duplicate images (both perceptual hashes of the
+    /// preprocessed images within this many bits) on one side of the
+    /// validation split, so validation never scores a copy of a training
+    /// image; `None`: image by image (the tutorial's way).
+    pub near_duplicates: Option<u32>,
     /// Seed of the split, the data order, the augmentation, the initial
     /// weights and dropout.
     pub seed: u64,
@@ -176,6 +182,7 @@ impl TrainConfig {
             augment: AugmentConfig::tutorial(),
             normalize: Normalize::default(),
             val_fraction: 0.2,
+            near_duplicates: Some(gemstones_dataset::DEFAULT_MAX_DISTANCE),
             seed: 1337,
             precision: Precision::Bf16,
             threads: None,
@@ -789,7 +796,11 @@ pub fn split_indices(set: &ImageSet, cfg: &TrainConfig) -> Result<(Vec<usize>, V
     }
     let labels: Vec<usize> = set.labels.iter().map(|&l| l as usize).collect();
     let ratios = SplitRatios::train_val(1.0 - cfg.val_fraction)?;
-    let split = stratified_split(&labels, &ratios, cfg.seed, SmallClassPolicy::Warn)?;
+    let groups = match cfg.near_duplicates {
+        Some(d) => group_ids(set.len(), &near_duplicate_groups(&set.hashes, d)),
+        None => (0..set.len()).collect(),
+    };
+    let split = stratified_group_split(&labels, &groups, &ratios, cfg.seed, SmallClassPolicy::Warn)?;
     let mut it = split.splits.into_iter();
     Ok((it.next().unwrap_or_default(), it.next().unwrap_or_default()))
 }
