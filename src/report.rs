@@ -213,6 +213,7 @@ impl Section {
     /// Test metrics, confusion matrix, misclassified gallery, predictions.
     pub fn evaluation(
         e: &Evaluation,
+        clean: Option<&Evaluation>,
         files: &EvalFiles,
         preds: &[(PathBuf, String, Vec<Prediction>)],
         base: &Path,
@@ -227,6 +228,20 @@ impl Section {
             pct(e.top5),
             e.macro_f1
         );
+        match clean {
+            Some(c) => {
+                let _ = write!(
+                    h,
+                    "<p>Clean test (the {} test images without a near-copy in the training data): top-1 {}, \
+                     top-5 {}, macro F1 {:.3}.</p>",
+                    c.images,
+                    pct(c.top1),
+                    pct(c.top5),
+                    c.macro_f1
+                );
+            }
+            None => h.push_str("<p>Clean test: every test image has a near-copy in the training data.</p>"),
+        }
         h.push_str(&img(
             &files.confusion_png,
             base,

@@ -13,8 +13,9 @@ use std::time::Instant;
 use gemstones_augment::{ImageView, preview};
 use gemstones_dataset::synth::{SynthConfig, default_classes, write_synthetic_set};
 use gemstones_dataset::{
-    ClassTable, DecodeLimits, ProblemKind, RenameConfig, SplitConfig, SplitRatios, TransferMode, count_tree,
-    cross_split_duplicates, rename, scan, split_folder, verify,
+    ClassTable, DEFAULT_MAX_DISTANCE, DecodeLimits, ProblemKind, RenameConfig, SplitConfig, SplitRatios,
+    TransferMode, count_tree, cross_split_duplicates, rename, scan, split_folder, verify,
+    without_near_copies,
 };
 use gemstones_model::{Classifier, EpochStats, Precision, Prediction, StopFlag, Trainer, evaluate};
 use gemstones_scrape::{DemoSite, FetchConfig, ScrapeConfig, Scraper, SiteProfile};
@@ -150,6 +151,10 @@ pub struct WorkflowOutcome {
     pub test_top1: f64,
     /// Top-5 accuracy on the test split.
     pub test_top5: f64,
+    /// Test images without a near-copy in the training data.
+    pub clean_test_images: usize,
+    /// Top-1 accuracy on those ("clean test"; NaN when there are none).
+    pub clean_test_top1: f64,
     /// The trained model directory.
     pub model_dir: PathBuf,
     /// Wall time, seconds.
@@ -410,6 +415,19 @@ pub fn run(
         eval.macro_f1,
         eval_dir.display()
     ));
+    // The same, without test photos that have a near-copy in the training data.
+    let clean = without_near_copies(&test_set.set.hashes, &set.hashes, DEFAULT_MAX_DISTANCE);
+    let clean_eval = if clean.is_empty() {
+        None
+    } else {
+        Some(evaluate(&clf, &test_set.set, Some(&clean)).map_err(at("evaluate"))?)
+    };
+    if let Some(c) = &clean_eval {
+        say(&format!(
+            "clean test ({} of {} images, no near-copy in train): top-1 {:.3}, top-5 {:.3}, macro F1 {:.3}",
+            c.images, eval.images, c.top1, c.top5, c.macro_f1
+        ));
+    }
     let picks: Vec<PathBuf> = test_folder
         .files
         .iter()
@@ -440,7 +458,7 @@ pub fn run(
         ));
     }
     crate::report::write_json(&run.join("predictions.json"), &predictions).map_err(at("predict"))?;
-    report.push(Section::evaluation(&eval, &files, &predictions, run));
+    report.push(Section::evaluation(&eval, clean_eval.as_ref(), &files, &predictions, run));
     report.timing("evaluation", t.elapsed().as_secs_f64());
 
     let html = run.join("report.html");
@@ -450,6 +468,8 @@ pub fn run(
         test_images: eval.images,
         test_top1: eval.top1,
         test_top5: eval.top5,
+        clean_test_images: clean.len(),
+        clean_test_top1: clean_eval.as_ref().map_or(f64::NAN, |c| c.top1),
         model_dir,
         seconds: started.elapsed().as_secs_f64(),
     })

@@ -108,6 +108,22 @@ fn verify_exits_3_when_it_finds_problems_and_0_when_clean() {
     std::fs::write(test.join("Ruby/copy.jpg"), jpeg(0, 1)).unwrap();
     let out = run(example("verify").arg(&clean).arg(&test));
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stdout));
+    // So is a near-copy (resized, re-encoded) on the other side.
+    let near = dir.path().join("near");
+    std::fs::create_dir_all(near.join("Ruby")).unwrap();
+    let big = SynthConfig { min_size: 200, max_size: 240, ..SynthConfig::default() };
+    let photo = render_gem(&big, 3, 3).unwrap();
+    std::fs::write(clean.join("Ruby/big.jpg"), encode_jpeg(&photo, 90).unwrap()).unwrap();
+    let (w, h) = (photo.width() * 4 / 5, photo.height() * 4 / 5);
+    let smaller = image::imageops::resize(&photo, w, h, image::imageops::FilterType::Triangle);
+    std::fs::write(near.join("Ruby/smaller.jpg"), encode_jpeg(&smaller, 80).unwrap()).unwrap();
+    let out = run(example("verify").arg(&clean).arg("--against").arg(&near));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("1 near-duplicate groups span more than one folder"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 #[test]

@@ -51,6 +51,8 @@ fn the_whole_workflow_runs_end_to_end_and_resumes() {
     assert_eq!(metrics["images"].as_u64(), Some(out.test_images as u64));
     // 10 % of 14 per class is 1.4: largest remainders give 13 train, 1 test.
     assert_eq!(out.test_images, 3);
+    assert!(out.clean_test_images <= out.test_images);
+    assert!(lines.iter().any(|l| l.starts_with("clean test")) || out.clean_test_images == 0, "{lines:?}");
     let history: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run_dir.join("model/history.json")).unwrap()).unwrap();
     assert_eq!(history.as_array().unwrap().len(), 1);

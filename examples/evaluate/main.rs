@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use gemstones::cli::EmptyClasses;
+use gemstones::dataset::{DEFAULT_MAX_DISTANCE, DecodeLimits, scan, verify, without_near_copies};
 use gemstones::model::{Classifier, evaluate};
 
 #[derive(Parser, Debug)]
@@ -21,6 +22,10 @@ struct Args {
     /// Average with the mirror image (test-time augmentation).
     #[arg(long)]
     tta: bool,
+    /// The training photos: also score the "clean test", the photos that
+    /// have no near-copy among them (written to `<out>/clean/`).
+    #[arg(long)]
+    train: Option<PathBuf>,
     /// Misclassified images shown in the gallery.
     #[arg(long, default_value_t = 48)]
     gallery: usize,
@@ -35,7 +40,7 @@ fn main() -> anyhow::Result<()> {
     let cache = a.out.join(format!("images-{}.cache", clf.spec().preprocess.size));
     // Refused before anything is written when the photos hold a class the
     // model does not know.
-    clf.class_ids_of(&gemstones::dataset::scan(&a.photos)?.without_empty_classes()?.classes)?;
+    clf.class_ids_of(&scan(&a.photos)?.without_empty_classes()?.classes)?;
     let (pre, _) =
         gemstones::cli::prepare(&a.photos, &clf.spec().preprocess, &cache, EmptyClasses::LeaveOut)?;
     for p in &pre.problems {
@@ -62,5 +67,27 @@ fn main() -> anyhow::Result<()> {
         files.confusion_png.display(),
         files.misclassified_png.display()
     );
+    if let Some(train) = &a.train {
+        let train_report = verify(&scan(train)?, &DecodeLimits::default());
+        let train_hashes: Vec<_> = train_report.images.iter().map(|i| i.perceptual).collect();
+        let clean = without_near_copies(&pre.set.hashes, &train_hashes, DEFAULT_MAX_DISTANCE);
+        anyhow::ensure!(
+            !clean.is_empty(),
+            "every photo has a near-copy in {}: no clean test",
+            train.display()
+        );
+        let c = evaluate(&clf, &pre.set, Some(&clean))?;
+        let clean_files = c.write(&a.out.join("clean"), &pre.set, a.gallery)?;
+        println!(
+            "clean test ({} of {} images without a near-copy in {}): top-1 {:.3}, top-5 {:.3}, macro F1 {:.3}; {}",
+            c.images,
+            e.images,
+            train.display(),
+            c.top1,
+            c.top5,
+            c.macro_f1,
+            clean_files.metrics.display()
+        );
+    }
     Ok(())
 }

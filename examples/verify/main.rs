@@ -1,35 +1,70 @@
 //! Decode every file of one or more folders of class folders: corrupt,
-//! truncated, empty and non-image files, duplicates, and duplicates shared
-//! between folders (train/test leakage).
+//! truncated, empty and non-image files, exact and near duplicates, and
+//! photos shared between folders (train/test leakage), exact or near.
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use gemstones::cli::exit;
-use gemstones::dataset::{DecodeLimits, VerifyReport, cross_split_duplicates, scan, verify};
+use gemstones::dataset::{
+    DEFAULT_MAX_DISTANCE, DecodeLimits, NearDuplicateGroup, VerifyReport, cross_split_duplicates,
+    cross_split_near_duplicates, scan, verify,
+};
 
 #[derive(Parser, Debug)]
-#[command(about = "Verify images by decoding them; find duplicates and train/test leakage")]
+#[command(about = "Verify images by decoding them; find duplicates, near-duplicates and train/test leakage")]
 struct Args {
     /// Folders of class folders (give train and test to check leakage).
     #[arg(required = true)]
     folders: Vec<PathBuf>,
+    /// More folders checked for photos shared with the first ones (`verify
+    /// train --against test`).
+    #[arg(long)]
+    against: Vec<PathBuf>,
+    /// Near-duplicates: both perceptual hashes within this many bits.
+    #[arg(long, default_value_t = DEFAULT_MAX_DISTANCE)]
+    near_distance: u32,
+    /// Near-duplicate groups listed per folder (all are in the JSON).
+    #[arg(long, default_value_t = 10)]
+    show: usize,
     /// Write the full report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+}
+
+fn print_groups(groups: &[NearDuplicateGroup], show: usize) {
+    for g in groups.iter().take(show) {
+        let files: Vec<String> =
+            g.files
+                .iter()
+                .map(|(split, p)| {
+                    if split.is_empty() {
+                        p.display().to_string()
+                    } else {
+                        format!("{split}: {}", p.display())
+                    }
+                })
+                .collect();
+        println!("  [distance <= {}] {}", g.max_distance, files.join("  ~  "));
+    }
+    if groups.len() > show {
+        println!("  ... {} more (--show N, or --json)", groups.len() - show);
+    }
 }
 
 fn main() -> anyhow::Result<ExitCode> {
     gemstones::cli::exit_quietly_on_closed_pipe();
     let a = Args::parse();
     let mut reports: Vec<(String, VerifyReport)> = Vec::new();
-    let mut leaked = 0;
-    for f in &a.folders {
+    let mut near_groups = Vec::new();
+    for f in a.folders.iter().chain(&a.against) {
         let folder = scan(f)?;
         let r = verify(&folder, &DecodeLimits::default());
         let dups = r.duplicates();
+        let near = r.near_duplicates(a.near_distance);
         println!(
-            "{}: {} classes, {} images ok, {} problems {:?}, {} duplicate groups ({} redundant files), {} named with another format's extension",
+            "{}: {} classes, {} images ok, {} problems {:?}, {} duplicate groups ({} redundant files), \
+             {} near-duplicate groups ({} photos), {} named with another format's extension",
             f.display(),
             folder.classes.len(),
             r.images.len(),
@@ -37,6 +72,8 @@ fn main() -> anyhow::Result<ExitCode> {
             r.problem_counts(),
             dups.len(),
             dups.iter().map(|d| d.redundant()).sum::<usize>(),
+            near.len(),
+            near.iter().map(|g| g.files.len()).sum::<usize>(),
             r.images.iter().filter(|i| i.extension_mismatch).count()
         );
         for p in &r.problems {
@@ -45,22 +82,36 @@ fn main() -> anyhow::Result<ExitCode> {
         if !folder.empty_classes.is_empty() {
             println!("  empty class folders: {:?}", folder.empty_classes);
         }
+        print_groups(&near, a.show);
+        near_groups.push((f.display().to_string(), near));
         reports.push((f.display().to_string(), r));
     }
+    let mut leaks = Vec::new();
+    let mut near_leaks = Vec::new();
     if reports.len() > 1 {
         let refs: Vec<(&str, &VerifyReport)> = reports.iter().map(|(n, r)| (n.as_str(), r)).collect();
-        let leaks = cross_split_duplicates(&refs);
-        leaked = leaks.len();
+        leaks = cross_split_duplicates(&refs);
         println!("{} images appear in more than one folder", leaks.len());
         for l in &leaks {
             let where_: Vec<String> = l.files.iter().map(|(s, p)| format!("{s}: {}", p.display())).collect();
             println!("  {}", where_.join("  ==  "));
         }
+        near_leaks = cross_split_near_duplicates(&refs, a.near_distance, true);
+        println!("{} near-duplicate groups span more than one folder", near_leaks.len());
+        print_groups(&near_leaks, a.show);
     }
     if let Some(j) = a.json {
-        std::fs::write(&j, serde_json::to_vec_pretty(&reports)?)?;
+        let json = serde_json::json!({
+            "folders": reports,
+            "near_duplicates": near_groups,
+            "leaks": leaks,
+            "near_leaks": near_leaks,
+        });
+        std::fs::write(&j, serde_json::to_vec_pretty(&json)?)?;
     }
-    // Exit 3 when a file did not decode or a photo is in two folders.
-    let problems = reports.iter().any(|(_, r)| !r.problems.is_empty()) || leaked > 0;
+    // Exit 3 when a file did not decode or a photo (or a near-copy) is in
+    // two folders.
+    let problems =
+        reports.iter().any(|(_, r)| !r.problems.is_empty()) || !leaks.is_empty() || !near_leaks.is_empty();
     Ok(exit::problems_if(problems))
 }

@@ -66,7 +66,9 @@ pub use rename::{
     plan_rename, rename, resume_rename,
 };
 pub use scan::{FileEntry, ImageFolder, natural_cmp, scan};
-pub use similar::{DEFAULT_MAX_DISTANCE, PerceptualHash, group_ids, near_duplicate_groups};
+pub use similar::{
+    DEFAULT_MAX_DISTANCE, PerceptualHash, group_ids, near_duplicate_groups, without_near_copies,
+};
 pub use split::{
     SmallClassPolicy, SplitConfig, SplitIndices, SplitRatios, SplitReport, TransferMode, derive_seed,
     split_folder, stratified_group_split, stratified_split,

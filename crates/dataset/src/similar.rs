@@ -27,7 +27,7 @@ pub struct PerceptualHash {
     /// grey image exceeds the median of the 64 lowest ones.
     pub phash: u64,
     /// dHash: bit `8y + x` is set when pixel (x + 1, y) of the 9x8 grey
-    /// image is brighter than pixel (x, y).
+    /// image is brighter than pixel (x, y) by more than two grey levels.
     pub dhash: u64,
 }
 
@@ -133,9 +133,14 @@ fn phash(img: &[f32]) -> u64 {
     bits(coeffs.iter().map(|&c| c > median))
 }
 
+/// How much brighter (grey levels) a dHash cell must be than its left
+/// neighbour to set its bit: on a flat or softly graded background the
+/// plain comparison is a coin toss that re-encoding flips.
+const DHASH_STEP: f32 = 2.0;
+
 /// dHash of a 9x8 image.
 fn dhash(img: &[f32]) -> u64 {
-    bits((0..8).flat_map(|y| (0..8).map(move |x| img[y * 9 + x + 1] > img[y * 9 + x])))
+    bits((0..8).flat_map(|y| (0..8).map(move |x| img[y * 9 + x + 1] > img[y * 9 + x] + DHASH_STEP)))
 }
 
 fn bits(set: impl Iterator<Item = bool>) -> u64 {
@@ -206,6 +211,26 @@ pub fn near_duplicate_groups(hashes: &[PerceptualHash], max_distance: u32) -> Ve
         }
     }
     sets.groups()
+}
+
+/// The indices of `query` items with no near-duplicate among `reference`
+/// (for a "clean" test score: test photos without a near-copy in the
+/// training data).
+pub fn without_near_copies(
+    query: &[PerceptualHash],
+    reference: &[PerceptualHash],
+    max_distance: u32,
+) -> Vec<usize> {
+    let all: Vec<PerceptualHash> = query.iter().chain(reference).copied().collect();
+    let mut matched = vec![false; query.len()];
+    for group in near_duplicate_groups(&all, max_distance) {
+        if group.iter().any(|&i| i >= query.len()) {
+            for &i in group.iter().filter(|&&i| i < query.len()) {
+                matched[i] = true;
+            }
+        }
+    }
+    (0..query.len()).filter(|&i| !matched[i]).collect()
 }
 
 /// For each of `n` items, the id of its group: `groups` (as from
@@ -296,6 +321,15 @@ mod tests {
         assert_eq!(near_duplicate_groups(&hashes, 4), [vec![0, 1, 2], vec![4, 5]]);
         assert_eq!(near_duplicate_groups(&hashes, 0), Vec::<Vec<usize>>::new());
         assert_eq!(group_ids(6, &near_duplicate_groups(&hashes, 4)), [0, 0, 0, 2, 1, 1]);
+    }
+
+    #[test]
+    fn clean_queries_have_no_near_copy_in_the_reference() {
+        let reference = [h(0, 0), h(u64::MAX, u64::MAX)];
+        // A near-copy of reference 0, one of another query only, and a copy
+        // of reference 1 reached through another query (transitively).
+        let query = [h(1, 1), h(0xF0F0, 0xF0F0), h(0xF0F1, 0xF0F0), h(u64::MAX ^ 3, u64::MAX)];
+        assert_eq!(without_near_copies(&query, &reference, 4), [1, 2]);
     }
 
     #[test]
