@@ -1,0 +1,57 @@
+//! Criterion: near-duplicate detection costs.
+//!
+//! - `near_duplicates/verify_real_set`: `verify` (read, decode, BLAKE3,
+//!   perceptual hashes) over the 2,856 real photographs, 2 threads; and
+//!   `perceptual_hash_real_set`: the perceptual hashes alone, over the same
+//!   photos already decoded, 1 thread. The hashes' share of verify is the
+//!   second over the first divided by two (README).
+//! - `near_duplicates/group_1m`: grouping a million random hashes (with
+//!   planted near-copies) on one core; the goal is under 5 s.
+use criterion::{Criterion, criterion_group, criterion_main};
+use gemstones::dataset::{self, DecodeLimits, PerceptualHash, near_duplicate_groups};
+use rand::{Rng, SeedableRng};
+
+fn real_set(c: &mut Criterion) {
+    let Some(dir) = dataset::testdata::shared_train_dir() else {
+        eprintln!("real photographs not found: skipping the verify benchmarks");
+        return;
+    };
+    let folder = dataset::scan(dir).expect("scan");
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("pool");
+    let decoded: Vec<image::DynamicImage> = folder
+        .files
+        .iter()
+        .filter_map(|f| image::ImageReader::open(&f.path).ok()?.with_guessed_format().ok()?.decode().ok())
+        .collect();
+    let mut g = c.benchmark_group("near_duplicates");
+    g.sample_size(10);
+    g.bench_function("verify_real_set", |b| {
+        b.iter(|| pool.install(|| dataset::verify(&folder, &DecodeLimits::default())))
+    });
+    g.bench_function("perceptual_hash_real_set", |b| {
+        b.iter(|| decoded.iter().map(PerceptualHash::of).collect::<Vec<_>>())
+    });
+    g.finish();
+}
+
+fn grouping(c: &mut Criterion) {
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(5);
+    let mut hashes: Vec<PerceptualHash> =
+        (0..1_000_000).map(|_| PerceptualHash { phash: rng.random(), dhash: rng.random() }).collect();
+    // Every tenth hash gets a near-copy: three bits flipped in each.
+    for i in (0..hashes.len()).step_by(10) {
+        let mut copy = hashes[i];
+        for _ in 0..3 {
+            copy.phash ^= 1 << rng.random_range(0..64);
+            copy.dhash ^= 1 << rng.random_range(0..64);
+        }
+        hashes[i + 1] = copy;
+    }
+    let mut g = c.benchmark_group("near_duplicates");
+    g.sample_size(10);
+    g.bench_function("group_1m", |b| b.iter(|| near_duplicate_groups(&hashes, 4).len()));
+    g.finish();
+}
+
+criterion_group!(benches, real_set, grouping);
+criterion_main!(benches);
