@@ -36,7 +36,7 @@ impl PerceptualHash {
     /// uniform margins (see [`subject`]), so that a copy cropped a little
     /// closer or padded hashes alike.
     pub fn of(image: &DynamicImage) -> Self {
-        let gray = image.to_luma8();
+        let gray = grey(image);
         let (x0, y0, w, h) = subject(&gray);
         let small = box_downscale(&gray, (x0, y0, w, h), 32, 32);
         Self { phash: phash(&small), dhash: dhash(&box_downscale_f32(&small, 32, 32, 9, 8)) }
@@ -71,20 +71,59 @@ fn box_downscale(
             .map(|(cx, cy)| gray.get_pixel(x0 + at(cx, out_w, w), y0 + at(cy, out_h, h))[0] as f32)
             .collect();
     }
-    let mut sum = vec![0f32; out_w * out_h];
+    // Integer sums, and the column-to-cell map computed once (a division
+    // per pixel was most of the hashing time).
+    let mut sum = vec![0u32; out_w * out_h];
     let mut count = vec![0u32; out_w * out_h];
+    let column_cell: Vec<usize> = (0..w as usize).map(|x| x * out_w / w as usize).collect();
     let stride = gray.width() as usize;
     let pixels = gray.as_raw();
     for y in 0..h as usize {
         let row = ((y * out_h) / h as usize) * out_w;
         let src = &pixels[(y0 as usize + y) * stride + x0 as usize..][..w as usize];
-        for (x, &p) in src.iter().enumerate() {
-            let cell = row + (x * out_w) / w as usize;
-            sum[cell] += p as f32;
-            count[cell] += 1;
+        for (&p, &cell) in src.iter().zip(&column_cell) {
+            sum[row + cell] += p as u32;
+        }
+        for &cell in &column_cell {
+            count[row + cell] += 1;
         }
     }
-    sum.iter().zip(&count).map(|(s, &n)| if n == 0 { 0.0 } else { s / n as f32 }).collect()
+    sum.iter().zip(&count).map(|(&s, &n)| if n == 0 { 0.0 } else { s as f32 / n as f32 }).collect()
+}
+
+/// Side (pixels) the grey image is sampled down to, at least: the hashes
+/// need 32x32, and every later pass then costs a fixed ~20k pixels
+/// whatever the photo's size.
+const SAMPLED_SIDE: u32 = 128;
+
+/// The grey levels of `image`, on a grid of every `s`-th pixel so that the
+/// shorter side keeps at least [`SAMPLED_SIDE`] pixels (integer BT.601
+/// weights for 8-bit RGB, the common case from JPEG; `image`'s conversion
+/// otherwise). Sampling keeps hashing a small share of decoding.
+fn grey(image: &DynamicImage) -> image::GrayImage {
+    let (w, h) = (image.width(), image.height());
+    let step = (w.min(h) / SAMPLED_SIDE).max(1) as usize;
+    let (sw, sh) = (w.div_ceil(step as u32), h.div_ceil(step as u32));
+    let mut px = Vec::with_capacity(sw as usize * sh as usize);
+    match image {
+        DynamicImage::ImageRgb8(rgb) => {
+            let stride = w as usize * 3;
+            for row in rgb.as_raw().chunks_exact(stride).step_by(step) {
+                px.extend(
+                    row.chunks_exact(3)
+                        .step_by(step)
+                        .map(|p| ((77 * p[0] as u32 + 150 * p[1] as u32 + 29 * p[2] as u32) >> 8) as u8),
+                );
+            }
+        }
+        _ => {
+            let full = image.to_luma8();
+            for row in full.as_raw().chunks_exact(w as usize).step_by(step) {
+                px.extend(row.iter().step_by(step));
+            }
+        }
+    }
+    image::GrayImage::from_raw(sw, sh, px).unwrap_or_else(|| image.to_luma8())
 }
 
 /// [`box_downscale`] of an `in_w x in_h` float image (cells may share
@@ -171,9 +210,11 @@ fn subject(gray: &image::GrayImage) -> (u32, u32, u32, u32) {
     }
     let background = corners.iter().sum::<i16>() / 4;
     let (mut x0, mut y0, mut x1, mut y1) = (w, h, 0, 0);
-    for (x, y, p) in gray.enumerate_pixels() {
-        if (p[0] as i16 - background).abs() > SUBJECT_CONTRAST {
-            (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+    for (y, row) in gray.as_raw().chunks_exact(w as usize).enumerate() {
+        let differs = |p: &u8| (*p as i16 - background).abs() > SUBJECT_CONTRAST;
+        if let (Some(first), Some(last)) = (row.iter().position(differs), row.iter().rposition(differs)) {
+            (x0, x1) = (x0.min(first as u32), x1.max(last as u32));
+            (y0, y1) = (y0.min(y as u32), y1.max(y as u32));
         }
     }
     if x1 < x0 || (x1 - x0 + 1) * (y1 - y0 + 1) < w * h / 100 {
