@@ -8,7 +8,7 @@ use clap::Parser;
 use gemstones::cli::exit;
 use gemstones::dataset::{
     DEFAULT_MAX_DISTANCE, DecodeLimits, NearDuplicateGroup, VerifyReport, cross_split_duplicates,
-    cross_split_near_duplicates, scan, verify,
+    cross_split_near_duplicates, near_duplicate_sheet, scan, verify,
 };
 
 #[derive(Parser, Debug)]
@@ -27,6 +27,13 @@ struct Args {
     /// Near-duplicate groups listed per folder (all are in the JSON).
     #[arg(long, default_value_t = 10)]
     show: usize,
+    /// Draw the near-duplicate groups (and those across folders) as a
+    /// contact sheet PNG here.
+    #[arg(long)]
+    sheet: Option<PathBuf>,
+    /// Groups drawn on the contact sheet (leaks across folders first).
+    #[arg(long, default_value_t = 60)]
+    sheet_groups: usize,
     /// Write the full report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -99,6 +106,12 @@ fn main() -> anyhow::Result<ExitCode> {
         near_leaks = cross_split_near_duplicates(&refs, a.near_distance, true);
         println!("{} near-duplicate groups span more than one folder", near_leaks.len());
         print_groups(&near_leaks, a.show);
+    }
+    if let Some(sheet) = &a.sheet {
+        let mut all: Vec<NearDuplicateGroup> = near_leaks.clone();
+        all.extend(near_groups.iter().flat_map(|(_, g)| g.iter().cloned()));
+        near_duplicate_sheet(&all, a.sheet_groups, sheet)?;
+        println!("contact sheet: {}", sheet.display());
     }
     if let Some(j) = a.json {
         let json = serde_json::json!({

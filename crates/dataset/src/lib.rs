@@ -74,6 +74,6 @@ pub use split::{
     split_folder, stratified_group_split, stratified_split,
 };
 pub use verify::{
-    DuplicateGroup, ImageInfo, NearDuplicateGroup, VerifyReport, cross_split_duplicates,
-    cross_split_near_duplicates, verify,
+    DuplicateGroup, ImageInfo, NearDuplicateGroup, SHEET_COLUMNS, VerifyReport, cross_split_duplicates,
+    cross_split_near_duplicates, near_duplicate_sheet, verify,
 };

@@ -1,11 +1,13 @@
 //! Verify every file of a folder by decoding it, and find duplicates.
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::decode::{DecodeLimits, Problem, ProblemKind, decode_bytes};
+use crate::error::Result as CrateResult;
+use crate::grid::ImageGrid;
 use crate::scan::ImageFolder;
 use crate::similar::{PerceptualHash, near_duplicate_groups};
 
@@ -76,6 +78,51 @@ pub struct NearDuplicateGroup {
     /// member and another.
     pub max_distance: u32,
 }
+
+/// A contact sheet of near-duplicate groups: one row per group (its first
+/// [`SHEET_COLUMNS`] photos side by side, captioned with folder/name and,
+/// first, the group's distance), at most `max_groups` rows, as a PNG.
+pub fn near_duplicate_sheet(
+    groups: &[NearDuplicateGroup],
+    max_groups: usize,
+    path: &Path,
+) -> CrateResult<()> {
+    let mut grid = ImageGrid::new(128, SHEET_COLUMNS).title(format!(
+        "{} near-duplicate groups{}",
+        groups.len(),
+        if groups.len() > max_groups { format!(" (first {max_groups})") } else { String::new() }
+    ));
+    let blank = image::RgbImage::from_pixel(128, 128, image::Rgb([255, 255, 255]));
+    for g in groups.iter().take(max_groups) {
+        for k in 0..SHEET_COLUMNS {
+            let Some((split, file)) = g.files.get(k) else {
+                grid.push(&blank, "");
+                continue;
+            };
+            let photo = std::fs::read(file)
+                .ok()
+                .and_then(|b| decode_bytes(&b, file, &DecodeLimits::default()).ok())
+                .map(|d| crate::decode::to_rgb_on_white(d.image))
+                .unwrap_or_else(|| blank.clone());
+            let name =
+                |p: &Path| p.iter().rev().take(2).collect::<Vec<_>>().into_iter().rev().collect::<PathBuf>();
+            let mut caption = name(file).display().to_string();
+            if !split.is_empty() {
+                caption = format!("{split}: {caption}");
+            }
+            if k == 0 {
+                caption = format!("distance <= {}\n{caption}", g.max_distance);
+            } else if k + 1 == SHEET_COLUMNS && g.files.len() > SHEET_COLUMNS {
+                caption = format!("+{} more\n{caption}", g.files.len() - SHEET_COLUMNS);
+            }
+            grid.push(&photo, caption);
+        }
+    }
+    grid.save_png(path)
+}
+
+/// Photos per row of [`near_duplicate_sheet`].
+pub const SHEET_COLUMNS: usize = 4;
 
 /// Near-duplicate groups across several verified folders; with
 /// `leaks_only`, only groups spanning two or more of them (a test photo
