@@ -1,14 +1,16 @@
 //! Criterion: near-duplicate detection costs.
 //!
 //! - `near_duplicates/verify_real_set`: `verify` (read, decode, BLAKE3,
-//!   perceptual hashes) over the 2,856 real photographs, 2 threads; and
-//!   `perceptual_hash_real_set`: the perceptual hashes alone, over the same
-//!   photos already decoded, 1 thread. The hashes' share of verify is the
-//!   second over the first divided by two (README).
+//!   perceptual hashes, quality flags) over the 2,856 real photographs, 2
+//!   threads; `perceptual_hash_real_set` and `hash_and_quality_real_set`:
+//!   the hashes alone, and with the quality measurements (which share the
+//!   grey image with them in verify, so this over-counts), over the same
+//!   photos already decoded, 1 thread. Their share of verify is that time
+//!   over two threads (README).
 //! - `near_duplicates/group_1m`: grouping a million random hashes (with
 //!   planted near-copies) on one core; the goal is under 5 s.
 use criterion::{Criterion, criterion_group, criterion_main};
-use gemstones::dataset::{self, DecodeLimits, PerceptualHash, near_duplicate_groups};
+use gemstones::dataset::{self, DecodeLimits, PerceptualHash, Quality, QualityLimits, near_duplicate_groups};
 use rand::{Rng, SeedableRng};
 
 fn real_set(c: &mut Criterion) {
@@ -30,6 +32,12 @@ fn real_set(c: &mut Criterion) {
     });
     g.bench_function("perceptual_hash_real_set", |b| {
         b.iter(|| decoded.iter().map(PerceptualHash::of).collect::<Vec<_>>())
+    });
+    let limits = QualityLimits::default();
+    g.bench_function("hash_and_quality_real_set", |b| {
+        b.iter(|| {
+            decoded.iter().map(|d| (PerceptualHash::of(d), Quality::of(d, &limits))).collect::<Vec<_>>()
+        })
     });
     g.finish();
 }

@@ -288,6 +288,16 @@ fn predict_exit_codes_and_damaged_weights() {
     assert_eq!(all_failed.status.code(), Some(1));
     assert!(text(&all_failed.stderr).contains("none of the 1 inputs"), "{}", text(&all_failed.stderr));
 
+    // Without best.safetensors the last checkpoint's weights are used, and
+    // the user is told.
+    let best = model.join("best.safetensors");
+    let kept = dir.path().join("best.kept");
+    std::fs::rename(&best, &kept).unwrap();
+    let out = predict(&[&good], &model);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("no best.safetensors"), "{}", text(&out.stderr));
+    std::fs::rename(&kept, &best).unwrap();
+
     // Weights whose header is intact but whose numbers are damaged (NaN
     // bytes) give an error naming the file, not NaN probabilities.
     let weights = model.join("best.safetensors");

@@ -44,6 +44,7 @@ fn collect(p: &PathBuf, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 fn main() -> anyhow::Result<ExitCode> {
     gemstones::cli::exit_quietly_on_closed_pipe();
+    gemstones::cli::init_logging();
     let a = Args::parse();
     let clf = Classifier::load(&a.model)?.with_tta(a.tta);
     let mut files = Vec::new();

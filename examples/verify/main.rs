@@ -89,6 +89,15 @@ fn main() -> anyhow::Result<ExitCode> {
         if !folder.empty_classes.is_empty() {
             println!("  empty class folders: {:?}", folder.empty_classes);
         }
+        let flags = r.quality_counts();
+        if !flags.is_empty() {
+            let counts: Vec<String> = flags.iter().map(|(f, n)| format!("{f} {n}")).collect();
+            println!("  quality flags: {}", counts.join(", "));
+            for i in r.images.iter().filter(|i| !i.quality.flags.is_empty()).take(a.show) {
+                let names: Vec<&str> = i.quality.flags.iter().map(|f| f.as_str()).collect();
+                println!("    {}: {}", i.path.display(), names.join(", "));
+            }
+        }
         print_groups(&near, a.show);
         near_groups.push((f.display().to_string(), near));
         reports.push((f.display().to_string(), r));

@@ -42,6 +42,7 @@ mod error;
 pub mod fsutil;
 mod grid;
 mod preprocess;
+mod quality;
 mod rename;
 mod scan;
 mod similar;
@@ -61,6 +62,7 @@ pub use preprocess::{
     CropBox, Fit, GemCrop, ImageSet, PreprocessConfig, Preprocessed, Preprocessor, ResizeFilter,
     preprocess_folder,
 };
+pub use quality::{Quality, QualityFlag, QualityLimits};
 pub use rename::{
     RenameConfig, RenameMove, RenamePlan, RenameSummary, canonical_name, journal_path, pending_rename,
     plan_rename, rename, resume_rename,

@@ -36,9 +36,14 @@ impl PerceptualHash {
     /// uniform margins (see [`subject`]), so that a copy cropped a little
     /// closer or padded hashes alike.
     pub fn of(image: &DynamicImage) -> Self {
-        let gray = grey(image);
-        let (x0, y0, w, h) = subject(&gray);
-        let small = box_downscale(&gray, (x0, y0, w, h), 32, 32);
+        Self::of_grey(&grey(image))
+    }
+
+    /// [`PerceptualHash::of`] from the image's [`grey`] sample (shared
+    /// with the quality measurements).
+    pub(crate) fn of_grey(gray: &image::GrayImage) -> Self {
+        let (x0, y0, w, h) = subject(gray);
+        let small = box_downscale(gray, (x0, y0, w, h), 32, 32);
         Self { phash: phash(&small), dhash: dhash(&box_downscale_f32(&small, 32, 32, 9, 8)) }
     }
 
@@ -100,7 +105,7 @@ const SAMPLED_SIDE: u32 = 128;
 /// shorter side keeps at least [`SAMPLED_SIDE`] pixels (integer BT.601
 /// weights for 8-bit RGB, the common case from JPEG; `image`'s conversion
 /// otherwise). Sampling keeps hashing a small share of decoding.
-fn grey(image: &DynamicImage) -> image::GrayImage {
+pub(crate) fn grey(image: &DynamicImage) -> image::GrayImage {
     let (w, h) = (image.width(), image.height());
     let step = (w.min(h) / SAMPLED_SIDE).max(1) as usize;
     let (sw, sh) = (w.div_ceil(step as u32), h.div_ceil(step as u32));

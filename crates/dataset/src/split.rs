@@ -466,14 +466,16 @@ fn continue_recorded(
     let refuse = |reason: String| Err(Error::SplitOutput { path: out.to_path_buf(), reason });
     if !same_settings(&recorded.config, cfg) {
         return refuse(format!(
-            "holds a split made with other settings (seed {}, ratios {:?}, {:?}); this run asks for seed {}, \
-             ratios {:?}, {:?}: choose a new or empty folder",
+            "holds a split made with other settings (seed {}, ratios {:?}, {:?}, near-duplicates {:?}); this run \
+             asks for seed {}, ratios {:?}, {:?}, near-duplicates {:?}: choose a new or empty folder",
             recorded.config.seed,
             recorded.config.ratios.parts,
             recorded.config.mode,
+            recorded.config.near_duplicates,
             cfg.seed,
             cfg.ratios.parts,
-            cfg.mode
+            cfg.mode,
+            cfg.near_duplicates
         ));
     }
     if !same_folder(&recorded.source, &folder.root) {

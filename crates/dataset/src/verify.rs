@@ -8,11 +8,12 @@ use serde::{Deserialize, Serialize};
 use crate::decode::{DecodeLimits, Problem, ProblemKind, decode_bytes};
 use crate::error::Result as CrateResult;
 use crate::grid::ImageGrid;
+use crate::quality::{Quality, QualityFlag, QualityLimits};
 use crate::scan::ImageFolder;
 use crate::similar::{PerceptualHash, near_duplicate_groups};
 
 /// A file that decoded as an image.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageInfo {
     /// The file.
     pub path: PathBuf,
@@ -35,6 +36,9 @@ pub struct ImageInfo {
     /// decode).
     #[serde(default)]
     pub perceptual: PerceptualHash,
+    /// Quality measurements and flags (from the same decode).
+    #[serde(default)]
+    pub quality: Quality,
 }
 
 /// What [`verify`] found.
@@ -52,6 +56,15 @@ impl VerifyReport {
         let mut m = BTreeMap::new();
         for p in &self.problems {
             *m.entry(p.kind).or_insert(0) += 1;
+        }
+        m
+    }
+
+    /// Images per quality flag.
+    pub fn quality_counts(&self) -> BTreeMap<QualityFlag, usize> {
+        let mut m = BTreeMap::new();
+        for f in self.images.iter().flat_map(|i| &i.quality.flags) {
+            *m.entry(*f).or_insert(0) += 1;
         }
         m
     }
@@ -203,6 +216,7 @@ pub fn verify(folder: &ImageFolder, limits: &DecodeLimits) -> VerifyReport {
                 detail: e.to_string(),
             })?;
             let d = decode_bytes(&bytes, &f.path, limits)?;
+            let grey_sample = crate::similar::grey(&d.image);
             let ext = f.path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
             let ext_format = ext.as_deref().and_then(image::ImageFormat::from_extension);
             Ok(ImageInfo {
@@ -214,7 +228,8 @@ pub fn verify(folder: &ImageFolder, limits: &DecodeLimits) -> VerifyReport {
                 bytes: bytes.len() as u64,
                 hash: blake3::hash(&bytes).to_hex().to_string(),
                 extension_mismatch: ext_format.map(crate::decode::format_name) != Some(d.format),
-                perceptual: PerceptualHash::of(&d.image),
+                perceptual: PerceptualHash::of_grey(&grey_sample),
+                quality: Quality::of_grey(&d.image, &grey_sample, &QualityLimits::default()),
             })
         })
         .collect();

@@ -499,6 +499,53 @@ fn near_duplicates_survive_resizing_reencoding_cropping_and_brightening() {
     assert!(split.files.iter().all(|(_, f)| f.iter().any(|p| p.starts_with("Ruby"))), "{:?}", split.files);
 }
 
+/// Each quality flag fires on a generated example made to have that
+/// problem, and none on the plain generated stone or on an ordinary real
+/// photograph.
+#[test]
+fn quality_flags_fire_on_their_problem_and_not_on_ordinary_photos() {
+    let cfg = SynthConfig { min_size: 200, max_size: 240, ..SynthConfig::default() };
+    let stone = render_gem(&cfg, 1, 4).unwrap();
+    let (w, h) = stone.dimensions();
+    let map = |f: &dyn Fn(u8) -> u8| {
+        let mut img = stone.clone();
+        img.pixels_mut().for_each(|p| p.0 = p.0.map(f));
+        img
+    };
+    let grey =
+        image::DynamicImage::ImageLuma8(image::DynamicImage::ImageRgb8(stone.clone()).to_luma8()).to_rgb8();
+    let mut flat = image::RgbImage::from_pixel(w, h, image::Rgb([120, 40, 60]));
+    flat.put_pixel(3, 3, image::Rgb([125, 42, 61]));
+    let cases: [(QualityFlag, image::RgbImage); 7] = [
+        (QualityFlag::Blurry, image::imageops::blur(&stone, 6.0)),
+        (QualityFlag::Dark, map(&|v| v / 6)),
+        (QualityFlag::WashedOut, map(&|v| 205 + v / 6)),
+        (QualityFlag::Tiny, image::imageops::resize(&stone, 40, 40, image::imageops::FilterType::Triangle)),
+        (
+            QualityFlag::ExtremeAspect,
+            image::imageops::resize(&stone, w * 2, h / 2, image::imageops::FilterType::Triangle),
+        ),
+        (QualityFlag::NearlyOneColour, flat),
+        (QualityFlag::Grayscale, grey),
+    ];
+    let limits = QualityLimits::default();
+    let plain = Quality::of(&image::DynamicImage::ImageRgb8(stone.clone()), &limits);
+    assert!(plain.flags.is_empty(), "{plain:?}");
+    for (flag, img) in cases {
+        let q = Quality::of(&image::DynamicImage::ImageRgb8(img), &limits);
+        assert!(q.flags.contains(&flag), "{flag} not raised: {q:?}");
+    }
+    if let Some(root) = testdata::shared_train_dir() {
+        let photo = root.join(ORDINARY_REAL_PHOTO);
+        let img = image::ImageReader::open(&photo).unwrap().with_guessed_format().unwrap().decode().unwrap();
+        let q = Quality::of(&img, &limits);
+        assert!(q.flags.is_empty(), "{}: {q:?}", photo.display());
+    }
+}
+
+/// A real photograph chosen for being ordinary (a cut stone on white).
+const ORDINARY_REAL_PHOTO: &str = "Ruby/ruby_0.jpg";
+
 /// The real training photographs: 87 classes, 2,856 files, three PNGs named
 /// `.jpg`, 22 redundant duplicates, nothing undecodable.
 #[test]
