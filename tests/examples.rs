@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -205,15 +205,7 @@ fn rename_and_split_killed_at_random_instants_finish_on_rerun() {
 #[test]
 fn train_exits_130_after_ctrl_c_with_its_checkpoint_saved() {
     let dir = tempfile::tempdir().unwrap();
-    let photos = dir.path().join("photos");
-    let synth = SynthConfig {
-        per_class: 8,
-        min_size: 40,
-        max_size: 56,
-        classes: default_classes().into_iter().take(3).collect(),
-        ..SynthConfig::default()
-    };
-    write_synthetic_set(&photos, &synth).unwrap();
+    let photos = crate::support::tiny_photos(dir.path(), 3, 8);
     let model = dir.path().join("model");
     let mut child = example("train")
         .args(["--preset", "resnet", "--input-size", "32", "--image-size", "36", "--epochs", "500"])
@@ -238,42 +230,10 @@ fn train_exits_130_after_ctrl_c_with_its_checkpoint_saved() {
     assert!(model.join("last/state.json").is_file());
 }
 
-fn model_dir_for_predict(dir: &Path) -> PathBuf {
-    use gemstones::model::{ModelConfig, ResNetConfig, TrainConfig, Trainer};
-    let photos = dir.join("photos");
-    let synth = SynthConfig {
-        per_class: 6,
-        min_size: 40,
-        max_size: 56,
-        classes: default_classes().into_iter().take(2).collect(),
-        ..SynthConfig::default()
-    };
-    write_synthetic_set(&photos, &synth).unwrap();
-    let pre = gemstones::dataset::PreprocessConfig { size: 36, ..Default::default() };
-    let set = gemstones::dataset::preprocess_folder(&scan(&photos).unwrap(), &pre, &|_| {}).unwrap().set;
-    let model = ModelConfig::Resnet(ResNetConfig {
-        input_size: 32,
-        stem: vec![8, 8, 16],
-        widths: vec![16],
-        blocks: vec![1],
-        dropout: 0.1,
-    });
-    let cfg = TrainConfig {
-        epochs: 1,
-        batch_size: 4,
-        threads: Some(1),
-        precision: gemstones::model::Precision::F32,
-        ..TrainConfig::strong()
-    };
-    let out = dir.join("model");
-    Trainer::new(model, cfg).unwrap().progress(false).run(std::sync::Arc::new(set), &pre, &out).unwrap();
-    out
-}
-
 #[test]
 fn predict_exit_codes_and_damaged_weights() {
     let dir = tempfile::tempdir().unwrap();
-    let model = model_dir_for_predict(dir.path());
+    let model = crate::support::tiny_model_dir(dir.path());
     let (good, bad) = (dir.path().join("good.jpg"), dir.path().join("bad.jpg"));
     std::fs::write(&good, jpeg(0, 9)).unwrap();
     std::fs::write(&bad, b"not a photo").unwrap();
@@ -315,7 +275,7 @@ fn predict_exit_codes_and_damaged_weights() {
 #[test]
 fn evaluate_refuses_an_unknown_class_before_writing_anything() {
     let dir = tempfile::tempdir().unwrap();
-    let model = model_dir_for_predict(dir.path());
+    let model = crate::support::tiny_model_dir(dir.path());
     let photos = dir.path().join("test");
     let known = &default_classes()[0].name;
     for class in [known.as_str(), "Unknown Stone"] {

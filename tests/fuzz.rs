@@ -15,16 +15,17 @@
 //! with a fresh seed.
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gemstones::dataset::synth::{SynthConfig, default_classes, write_synthetic_set};
 use gemstones::dataset::{
     ClassIndex, PreprocessConfig, fingerprint, load_cache, preprocess_folder, save_cache, scan,
 };
-use gemstones::model::{Checkpoint, Classifier, ModelConfig, ResNetConfig, TrainConfig, Trainer};
+use gemstones::model::{Checkpoint, Classifier};
 use gemstones::scrape::{Manifest, SiteProfile};
 use rand::{Rng, SeedableRng};
+
+#[path = "support.rs"]
+mod support;
 use rand_pcg::Pcg64Mcg;
 
 /// How long or how many inputs per target, and the seed.
@@ -169,23 +170,10 @@ fn with_file(name: &str, bytes: &[u8], parse: impl FnOnce(&Path)) {
     parse(&path);
 }
 
-fn tiny_photos(dir: &Path) -> PathBuf {
-    let photos = dir.join("photos");
-    let synth = SynthConfig {
-        per_class: 6,
-        min_size: 40,
-        max_size: 56,
-        classes: default_classes().into_iter().take(2).collect(),
-        ..SynthConfig::default()
-    };
-    write_synthetic_set(&photos, &synth).unwrap();
-    photos
-}
-
 #[test]
 fn fuzz_cache_file() {
     let dir = tempfile::tempdir().unwrap();
-    let folder = scan(tiny_photos(dir.path())).unwrap();
+    let folder = scan(support::tiny_photos(dir.path(), 2, 6)).unwrap();
     let cfg = PreprocessConfig { size: 16, ..PreprocessConfig::default() };
     let pre = preprocess_folder(&folder, &cfg, &|_| {}).unwrap();
     let cache = dir.path().join("set.cache");
@@ -242,29 +230,6 @@ fn fuzz_robots_txt() {
     });
 }
 
-/// A trained model directory to damage.
-fn tiny_model_dir(dir: &Path) -> PathBuf {
-    let pre = PreprocessConfig { size: 36, ..PreprocessConfig::default() };
-    let set = preprocess_folder(&scan(tiny_photos(dir)).unwrap(), &pre, &|_| {}).unwrap().set;
-    let model = ModelConfig::Resnet(ResNetConfig {
-        input_size: 32,
-        stem: vec![4, 4, 8],
-        widths: vec![8],
-        blocks: vec![1],
-        dropout: 0.1,
-    });
-    let cfg = TrainConfig {
-        epochs: 1,
-        batch_size: 4,
-        threads: Some(1),
-        precision: gemstones::model::Precision::F32,
-        ..TrainConfig::strong()
-    };
-    let out = dir.join("model");
-    Trainer::new(model, cfg).unwrap().progress(false).run(Arc::new(set), &pre, &out).unwrap();
-    out
-}
-
 /// Replace `file` of a copy of the model directory with `bytes` and load it.
 fn load_damaged(model: &Path, file: &str, bytes: &[u8]) {
     let dir = tempfile::tempdir().unwrap();
@@ -278,7 +243,7 @@ fn load_damaged(model: &Path, file: &str, bytes: &[u8]) {
 #[test]
 fn fuzz_model_config_json() {
     let dir = tempfile::tempdir().unwrap();
-    let model = tiny_model_dir(dir.path());
+    let model = support::tiny_model_dir(dir.path());
     let seeds = [std::fs::read(model.join("config.json")).unwrap()];
     fuzz("model_config_json", &seeds, &|b| load_damaged(&model, "config.json", b));
 }
@@ -286,7 +251,7 @@ fn fuzz_model_config_json() {
 #[test]
 fn fuzz_model_weights_safetensors() {
     let dir = tempfile::tempdir().unwrap();
-    let model = tiny_model_dir(dir.path());
+    let model = support::tiny_model_dir(dir.path());
     let seeds = [std::fs::read(model.join("best.safetensors")).unwrap()];
     fuzz("model_weights_safetensors", &seeds, &|b| load_damaged(&model, "best.safetensors", b));
 }

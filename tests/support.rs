@@ -1,0 +1,46 @@
+//! Helpers shared by the test binaries (`integration` and `fuzz`).
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use gemstones::dataset::synth::{SynthConfig, default_classes, write_synthetic_set};
+use gemstones::dataset::{PreprocessConfig, preprocess_folder, scan};
+use gemstones::model::{ModelConfig, Precision, ResNetConfig, TrainConfig, Trainer};
+
+/// Generated photos of the first `classes` gem classes, `per_class` each,
+/// in `dir/photos`.
+pub fn tiny_photos(dir: &Path, classes: usize, per_class: usize) -> PathBuf {
+    let photos = dir.join("photos");
+    let synth = SynthConfig {
+        per_class,
+        min_size: 40,
+        max_size: 56,
+        classes: default_classes().into_iter().take(classes).collect(),
+        ..SynthConfig::default()
+    };
+    write_synthetic_set(&photos, &synth).unwrap();
+    photos
+}
+
+/// A model directory (`dir/model`) trained for one epoch on two tiny
+/// classes: something real to predict with, damage and reload.
+pub fn tiny_model_dir(dir: &Path) -> PathBuf {
+    let pre = PreprocessConfig { size: 36, ..PreprocessConfig::default() };
+    let set = preprocess_folder(&scan(tiny_photos(dir, 2, 6)).unwrap(), &pre, &|_| {}).unwrap().set;
+    let model = ModelConfig::Resnet(ResNetConfig {
+        input_size: 32,
+        stem: vec![4, 4, 8],
+        widths: vec![8],
+        blocks: vec![1],
+        dropout: 0.1,
+    });
+    let cfg = TrainConfig {
+        epochs: 1,
+        batch_size: 4,
+        threads: Some(1),
+        precision: Precision::F32,
+        ..TrainConfig::strong()
+    };
+    let out = dir.join("model");
+    Trainer::new(model, cfg).unwrap().progress(false).run(Arc::new(set), &pre, &out).unwrap();
+    out
+}
