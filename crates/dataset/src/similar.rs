@@ -33,8 +33,9 @@ pub struct PerceptualHash {
 
 impl PerceptualHash {
     /// The hashes of a decoded image, taken over the image without its
-    /// uniform margins (see [`subject`]), so that a copy cropped a little
-    /// closer or padded hashes alike.
+    /// uniform margins (the bounding box of what differs from the corners'
+    /// colour), so that a copy cropped a little closer or padded hashes
+    /// alike.
     pub fn of(image: &DynamicImage) -> Self {
         Self::of_grey(&grey(image))
     }
