@@ -32,6 +32,10 @@ struct Args {
     /// may land in train and test.
     #[arg(long)]
     ignore_near_duplicates: bool,
+    /// Place one photo per near-duplicate group (the one with the most
+    /// pixels; ties: the first by name) and leave the others in the input.
+    #[arg(long, conflicts_with = "ignore_near_duplicates")]
+    drop_near_duplicates: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -52,6 +56,7 @@ fn main() -> anyhow::Result<()> {
         },
         small_class: if a.allow_small { SmallClassPolicy::Warn } else { SmallClassPolicy::Error },
         near_duplicates: (!a.ignore_near_duplicates).then_some(a.near_distance),
+        drop_near_duplicates: a.drop_near_duplicates,
     };
     let r = split_folder(&scan(&a.input)?, &a.output, &cfg)?;
     for (name, files) in &r.files {
@@ -60,9 +65,13 @@ fn main() -> anyhow::Result<()> {
     for w in &r.warnings {
         println!("warning: {w}");
     }
+    for d in &r.dropped {
+        println!("left out (a larger near-duplicate was placed): {}", d.display());
+    }
     println!(
-        "{} near-duplicate groups kept on one side; {} already in place; record: {}",
+        "{} near-duplicate groups kept on one side, {} photos left out; {} already in place; record: {}",
         r.groups_kept_together,
+        r.dropped.len(),
         r.already_present,
         a.output.join("split.json").display()
     );

@@ -291,6 +291,12 @@ pub struct SplitConfig {
     /// its copy land in train and test).
     #[serde(default = "default_near_duplicates")]
     pub near_duplicates: Option<u32>,
+    /// Place only one photo of each near-duplicate group: the one with the
+    /// most pixels (ties: the first in scan order, class then natural name
+    /// order). The others stay where they are, in the source, and are
+    /// listed in [`SplitReport::dropped`]. Off by default.
+    #[serde(default)]
+    pub drop_near_duplicates: bool,
 }
 
 fn default_near_duplicates() -> Option<u32> {
@@ -305,6 +311,7 @@ impl Default for SplitConfig {
             mode: TransferMode::Copy,
             small_class: SmallClassPolicy::Error,
             near_duplicates: default_near_duplicates(),
+            drop_near_duplicates: false,
         }
     }
 }
@@ -328,6 +335,10 @@ pub struct SplitReport {
     /// Near-duplicate groups (two or more photos) kept on one side.
     #[serde(default)]
     pub groups_kept_together: usize,
+    /// Photos left out because a larger near-duplicate was placed
+    /// ([`SplitConfig::drop_near_duplicates`]), relative to the source.
+    #[serde(default)]
+    pub dropped: Vec<PathBuf>,
     /// Whether every file was placed. `split.json` is written with `false`
     /// before the first file is placed (the plan a re-run finishes) and
     /// with `true` at the end.
@@ -369,15 +380,40 @@ pub fn split_folder(folder: &ImageFolder, out: impl AsRef<Path>, cfg: &SplitConf
 
 /// The split of `folder` into `out`, as a record not yet carried out.
 fn plan_split(folder: &ImageFolder, out: &Path, cfg: &SplitConfig) -> Result<SplitReport> {
-    let labels: Vec<usize> = folder.files.iter().map(|f| f.class).collect();
-    let groups = match cfg.near_duplicates {
-        Some(d) => group_ids(labels.len(), &near_duplicate_groups(&perceptual_hashes(folder), d)),
-        None => (0..labels.len()).collect(),
+    let n = folder.files.len();
+    let near_groups = match cfg.near_duplicates {
+        Some(d) => {
+            let measured = measure_photos(folder);
+            let hashes: Vec<PerceptualHash> = measured.iter().map(|m| m.0).collect();
+            let groups = near_duplicate_groups(&hashes, d);
+            Some((groups, measured))
+        }
+        None => None,
     };
+    // The photos that take part, and their group ids.
+    let mut dropped_idx = Vec::new();
+    let groups = match &near_groups {
+        Some((groups, measured)) => {
+            if cfg.drop_near_duplicates {
+                for g in groups {
+                    // Most pixels; ties to the first (groups are ascending).
+                    let keep = g.iter().copied().rev().max_by_key(|&i| measured[i].1).unwrap_or(g[0]);
+                    dropped_idx.extend(g.iter().copied().filter(|&i| i != keep));
+                }
+            }
+            group_ids(n, groups)
+        }
+        None => (0..n).collect(),
+    };
+    dropped_idx.sort_unstable();
+    let items: Vec<usize> = (0..n).filter(|i| dropped_idx.binary_search(i).is_err()).collect();
+    let labels: Vec<usize> = items.iter().map(|&i| folder.files[i].class).collect();
+    let item_groups: Vec<usize> = items.iter().map(|&i| groups[i]).collect();
     let names = folder.classes.names();
-    let idx = stratified_group_split_named(&labels, &groups, &cfg.ratios, cfg.seed, cfg.small_class, &|c| {
-        names.get(c).cloned().unwrap_or_default()
-    })?;
+    let idx =
+        stratified_group_split_named(&labels, &item_groups, &cfg.ratios, cfg.seed, cfg.small_class, &|c| {
+            names.get(c).cloned().unwrap_or_default()
+        })?;
     let relative = |i: usize| {
         let f = &folder.files[i];
         PathBuf::from(&names[f.class]).join(f.path.file_name().unwrap_or_default())
@@ -386,7 +422,7 @@ fn plan_split(folder: &ImageFolder, out: &Path, cfg: &SplitConfig) -> Result<Spl
         .ratios
         .names()
         .zip(&idx.splits)
-        .map(|(split, items)| (split.to_string(), items.iter().map(|&i| relative(i)).collect()))
+        .map(|(split, part)| (split.to_string(), part.iter().map(|&k| relative(items[k])).collect()))
         .collect();
     Ok(SplitReport {
         config: cfg.clone(),
@@ -396,13 +432,15 @@ fn plan_split(folder: &ImageFolder, out: &Path, cfg: &SplitConfig) -> Result<Spl
         already_present: 0,
         warnings: idx.warnings,
         groups_kept_together: idx.groups_kept_together,
+        dropped: dropped_idx.iter().map(|&i| relative(i)).collect(),
         complete: false,
     })
 }
 
-/// The perceptual hash of every file of `folder` (decoded in parallel; a
-/// file that does not decode gets a hash of its own, unlike any photo's).
-fn perceptual_hashes(folder: &ImageFolder) -> Vec<PerceptualHash> {
+/// The perceptual hash and pixel count of every file of `folder` (decoded
+/// in parallel; a file that does not decode gets a hash of its own, unlike
+/// any photo's, and 0 pixels).
+fn measure_photos(folder: &ImageFolder) -> Vec<(PerceptualHash, u64)> {
     use rayon::prelude::*;
     folder
         .files
@@ -413,9 +451,11 @@ fn perceptual_hashes(folder: &ImageFolder) -> Vec<PerceptualHash> {
                 crate::decode::decode_bytes(&bytes, &f.path, &DecodeLimits::default()).ok()
             });
             match decoded {
-                Some(d) => PerceptualHash::of(&d.image),
+                Some(d) => (PerceptualHash::of(&d.image), d.image.width() as u64 * d.image.height() as u64),
                 // Distinct, and far from each other: no group.
-                None => PerceptualHash { phash: derive_seed(i as u64, 1), dhash: derive_seed(i as u64, 2) },
+                None => {
+                    (PerceptualHash { phash: derive_seed(i as u64, 1), dhash: derive_seed(i as u64, 2) }, 0)
+                }
             }
         })
         .collect()
@@ -485,7 +525,8 @@ fn continue_recorded(
             folder.root.display()
         ));
     }
-    let recorded_files: HashSet<&PathBuf> = recorded.files.iter().flat_map(|(_, f)| f).collect();
+    let recorded_files: HashSet<&PathBuf> =
+        recorded.files.iter().flat_map(|(_, f)| f).chain(&recorded.dropped).collect();
     let names = folder.classes.names();
     if let Some(extra) = folder.files.iter().find(|f| {
         !recorded_files.contains(&PathBuf::from(&names[f.class]).join(f.path.file_name().unwrap_or_default()))
@@ -604,6 +645,7 @@ fn same_settings(a: &SplitConfig, b: &SplitConfig) -> bool {
         && a.mode == b.mode
         && a.small_class == b.small_class
         && a.near_duplicates == b.near_duplicates
+        && a.drop_near_duplicates == b.drop_near_duplicates
 }
 
 fn same_folder(a: &Path, b: &Path) -> bool {

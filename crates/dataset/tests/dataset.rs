@@ -494,6 +494,15 @@ fn near_duplicates_survive_resizing_reencoding_cropping_and_brightening() {
     let ruby_sides: Vec<usize> =
         split.files.iter().map(|(_, f)| f.iter().filter(|p| p.starts_with("Ruby")).count()).collect();
     assert_eq!(ruby_sides, [5, 0]);
+    // Dropping near-duplicates places the group's largest photo (ties: the
+    // first by name) and leaves the others in the source.
+    let drop = SplitConfig { drop_near_duplicates: true, ..cfg.clone() };
+    let split = split_folder(&scan(root).unwrap(), dir.path().join("dropped"), &drop).unwrap();
+    let ruby: Vec<&PathBuf> =
+        split.files.iter().flat_map(|(_, f)| f).filter(|p| p.starts_with("Ruby")).collect();
+    assert_eq!(ruby, [&PathBuf::from("Ruby/brightened.jpg")]);
+    assert_eq!(split.dropped.len(), 4);
+    assert_eq!(scan(root).unwrap().files.len(), 11);
     let plain = SplitConfig { near_duplicates: None, ..cfg };
     let split = split_folder(&scan(root).unwrap(), dir.path().join("plain"), &plain).unwrap();
     assert!(split.files.iter().all(|(_, f)| f.iter().any(|p| p.starts_with("Ruby"))), "{:?}", split.files);
