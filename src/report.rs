@@ -4,7 +4,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use gemstones_augment::AugmentConfig;
-use gemstones_dataset::{ClassTable, DuplicateGroup, RenameSummary, SplitReport, TreeCount, VerifyReport};
+use gemstones_dataset::{
+    ClassTable, DEFAULT_MAX_DISTANCE, DuplicateGroup, NearDuplicateGroup, QualityFlag, RenameSummary,
+    SplitReport, TreeCount, VerifyReport,
+};
 use gemstones_model::{EvalFiles, Evaluation, ModelConfig, Prediction, TrainConfig, TrainReport};
 use gemstones_scrape::ScrapeSummary;
 use serde::Serialize;
@@ -157,6 +160,39 @@ impl Section {
             esc(&table.to_text())
         );
         Self { title: "Dataset".into(), html: h }
+    }
+
+    /// Near-duplicate groups (with their contact sheet, if drawn), how the
+    /// split kept them, and the quality flags.
+    pub fn near_duplicates(
+        groups: &[NearDuplicateGroup],
+        kept_together: usize,
+        quality: &std::collections::BTreeMap<QualityFlag, usize>,
+        sheet: Option<&Path>,
+        base: &Path,
+    ) -> Self {
+        let mut h = String::new();
+        let _ = write!(
+            h,
+            "<p>{} near-duplicate groups ({} photos: both perceptual hashes within {} bits); the split kept \
+             {} groups on one side, so no test photo has a near-copy in train.</p>",
+            groups.len(),
+            groups.iter().map(|g| g.files.len()).sum::<usize>(),
+            DEFAULT_MAX_DISTANCE,
+            kept_together
+        );
+        if !quality.is_empty() {
+            let counts: Vec<String> = quality.iter().map(|(f, n)| format!("{f}: {n}")).collect();
+            let _ = write!(h, "<p>Quality flags: {}.</p>", esc(&counts.join(", ")));
+        }
+        if let Some(sheet) = sheet {
+            h.push_str(&img(
+                sheet,
+                base,
+                "near-duplicate groups, one per row, with their distance (names before renaming)",
+            ));
+        }
+        Self { title: "Near-duplicates and quality".into(), html: h }
     }
 
     /// The augmentation preview.

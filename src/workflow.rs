@@ -14,8 +14,8 @@ use gemstones_augment::{ImageView, preview};
 use gemstones_dataset::synth::{SynthConfig, default_classes, write_synthetic_set};
 use gemstones_dataset::{
     ClassTable, DEFAULT_MAX_DISTANCE, DecodeLimits, ProblemKind, RenameConfig, SplitConfig, SplitRatios,
-    TransferMode, count_tree, cross_split_duplicates, rename, scan, split_folder, verify,
-    without_near_copies,
+    TransferMode, count_tree, cross_split_duplicates, near_duplicate_sheet, rename, scan, split_folder,
+    verify, without_near_copies,
 };
 use gemstones_model::{Classifier, EpochStats, Precision, Prediction, StopFlag, Trainer, evaluate};
 use gemstones_scrape::{DemoSite, FetchConfig, ScrapeConfig, Scraper, SiteProfile};
@@ -265,6 +265,15 @@ pub fn run(
     let folder = scan(&photos).map_err(at("scan"))?;
     let checked = verify(&folder, &DecodeLimits::default());
     let dups = checked.duplicates();
+    // Drawn now, before renaming (the sheet's captions are these names).
+    let near = checked.near_duplicates(DEFAULT_MAX_DISTANCE);
+    let sheet = run.join("near-duplicates.png");
+    let sheet = if near.is_empty() {
+        None
+    } else {
+        near_duplicate_sheet(&near, 40, &sheet).map_err(at("near-duplicates"))?;
+        Some(sheet.as_path())
+    };
     say(&format!(
         "verified {} files: {} images, {} problems, {} duplicate groups",
         folder.files.len(),
@@ -314,6 +323,19 @@ pub fn run(
         leaks.len()
     ));
     report.push(Section::dataset(&checked, &dups, &renamed, &split, &tree, &table, &leaks));
+    say(&format!(
+        "{} near-duplicate groups ({} kept on one side of the split); quality flags {:?}",
+        near.len(),
+        split.groups_kept_together,
+        checked.quality_counts()
+    ));
+    report.push(Section::near_duplicates(
+        &near,
+        split.groups_kept_together,
+        &checked.quality_counts(),
+        sheet,
+        run,
+    ));
     report.timing("dataset", t.elapsed().as_secs_f64());
 
     // 5. Preprocess and cache; augmentation preview.

@@ -60,6 +60,11 @@ fn the_whole_workflow_runs_end_to_end_and_resumes() {
     assert_eq!(rows.len(), 42);
     // Every picture the report shows exists.
     let html = std::fs::read_to_string(&out.report).unwrap();
+    assert!(
+        html.contains("Near-duplicates and quality") && html.contains("near-duplicate groups ("),
+        "no near-duplicate section"
+    );
+    assert!(lines.iter().any(|l| l.contains("near-duplicate groups")), "{lines:?}");
     let srcs: Vec<&str> = html.split("src=\"").skip(1).map(|s| &s[..s.find('"').unwrap()]).collect();
     assert!(srcs.len() >= 4);
     for s in srcs {
