@@ -323,19 +323,13 @@ pub fn run(
         leaks.len()
     ));
     report.push(Section::dataset(&checked, &dups, &renamed, &split, &tree, &table, &leaks));
+    let quality = checked.quality_counts();
     say(&format!(
-        "{} near-duplicate groups ({} kept on one side of the split); quality flags {:?}",
+        "{} near-duplicate groups ({} kept on one side of the split); quality flags {quality:?}",
         near.len(),
         split.groups_kept_together,
-        checked.quality_counts()
     ));
-    report.push(Section::near_duplicates(
-        &near,
-        split.groups_kept_together,
-        &checked.quality_counts(),
-        sheet,
-        run,
-    ));
+    report.push(Section::near_duplicates(&near, split.groups_kept_together, &quality, sheet, run));
     report.timing("dataset", t.elapsed().as_secs_f64());
 
     // 5. Preprocess and cache; augmentation preview.
