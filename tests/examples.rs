@@ -392,3 +392,22 @@ fn a_scrape_that_finds_no_class_warns_and_exits_3() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("no class found"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn export_writes_a_module_and_its_description_and_names_a_missing_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = crate::support::tiny_model_dir(dir.path());
+    let out = dir.path().join("export");
+    let done = run(example("export").arg("--model").arg(&model).arg("--out").arg(&out));
+    assert_eq!(done.status.code(), Some(0), "{}", text(&done.stderr));
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("model.json")).unwrap()).unwrap();
+    assert_eq!(info["module"], "model.pt");
+    assert_eq!(info["classes"].as_array().map(Vec::len), Some(2));
+    assert!(tch::CModule::load(out.join("model.pt")).is_ok());
+
+    let missing =
+        run(example("export").arg("--model").arg(dir.path().join("nothing")).arg("--out").arg(&out));
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("nothing"), "{}", text(&missing.stderr));
+}

@@ -76,6 +76,8 @@ impl Classifier {
         let mut vs = nn::VarStore::new(crate::device::best_device());
         let mut net = Net::new(&vs.root(), &spec.model, classes.len(), spec.precision)?;
         load_weights(&mut vs, &weights)?;
+        // Inference only: no gradients (and traceable, see `export`).
+        vs.freeze();
         to_channels_last(&vs);
         net.fold_for_inference();
         let s = spec.model.input_size();
@@ -111,6 +113,11 @@ impl Classifier {
     /// The classes.
     pub fn classes(&self) -> &ClassIndex {
         &self.classes
+    }
+
+    /// The network, prepared for inference.
+    pub(crate) fn net(&self) -> &Net {
+        &self.net
     }
 
     /// Top-`k` classes of an image file (any supported format, by content).

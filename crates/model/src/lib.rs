@@ -15,7 +15,9 @@
 //!   confusion matrix, misclassified stones) and [`Evaluation::write`] saves
 //!   it as JSON, CSV and PNG.
 //! - [`Classifier::load`] reads a model directory on any machine and
-//!   predicts photographs with the preprocessing it was trained with.
+//!   predicts photographs with the preprocessing it was trained with;
+//!   [`Classifier::export`] writes it as TorchScript with an
+//!   [`ExportInfo`] for PyTorch, C++ or other tch programs.
 //!
 //! Before heavy CPU training, [`tune_malloc`] stops glibc returning large
 //! blocks to the kernel (the trainer calls it; it governs the main
@@ -28,6 +30,7 @@ mod device;
 mod efficientnet;
 mod error;
 mod eval;
+mod export;
 mod layers;
 mod loader;
 mod modeldir;
@@ -42,6 +45,7 @@ pub use device::{best_device, tune_malloc};
 pub use efficientnet::EfficientNetLiteConfig;
 pub use error::{Error, Result};
 pub use eval::{ClassMetrics, EvalFiles, Evaluation, Misclassified, evaluate};
+pub use export::{EXPORT_FORMAT, EXPORT_INFO, EXPORT_MODULE, ExportFiles, ExportInfo, ExportInput};
 pub use modeldir::{ModelDir, ModelSpec, SPEC_FORMAT};
 pub use nets::{
     ModelConfig, Net, Precision, ResNetConfig, TutorialCnnConfig, channels_last, to_channels_last,

@@ -2,8 +2,11 @@
 //! against files written by torch itself (both formats, non-contiguous
 //! tensors), its errors, and the network's ImageNet logits against the
 //! reference implementation (`tests/pretrained/make_references.py`).
+mod common;
+
 use std::path::{Path, PathBuf};
 
+use common::lite0_weights;
 use gemstones_model::{Checkpoint, EfficientNetLiteConfig, Error, ModelConfig, Net, Precision};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
@@ -77,25 +80,6 @@ fn broken_files_give_errors_naming_the_file_and_the_tensor() {
     assert!(msg.contains("tiny_zip.pth") && msg.contains("_blocks.3._bn1.weight"), "{msg}");
     let msg = ckpt.get_shaped("conv.weight", &[3, 3, 3, 3]).unwrap_err().to_string();
     assert!(msg.contains("conv.weight") && msg.contains("[2, 3, 3, 3]"), "{msg}");
-}
-
-/// The ImageNet weights installed by `make weights`, if present. Under CI
-/// (`GEMSTONES_CI`) their absence is a failure.
-pub fn lite0_weights() -> Option<PathBuf> {
-    let dir = std::env::var_os("GEMSTONES_WEIGHTS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.weights"));
-    let path = dir.join("efficientnet-lite0-57934424.pth");
-    if path.is_file() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var_os("GEMSTONES_CI").is_none(),
-        "{} is missing: `make weights` installs it",
-        path.display()
-    );
-    eprintln!("SKIPPED: {} is missing (`make weights` installs it)", path.display());
-    None
 }
 
 /// The reference's inputs: integer pixels, then (x - 127) / 128.

@@ -1,0 +1,130 @@
+//! The TorchScript export of each network the project trains, reloaded
+//! through tch's `CModule`, gives the classifier's outputs to round-off.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use gemstones_augment::{AugmentConfig, AugmentParams, BatchAugmenter, ImageView, Normalize};
+use gemstones_dataset::synth::{SynthConfig, default_classes, write_synthetic_set};
+use gemstones_dataset::{ImageSet, PreprocessConfig, preprocess_folder, scan};
+use gemstones_model::{
+    Classifier, EfficientNetLiteConfig, ExportInfo, ModelConfig, Precision, ResNetConfig, TrainConfig,
+    Trainer, TutorialCnnConfig,
+};
+use tch::{CModule, Kind, Tensor};
+
+const PREPROCESSED: u32 = 40;
+
+fn tiny_set(dir: &Path) -> (Arc<ImageSet>, PreprocessConfig) {
+    let photos = dir.join("photos");
+    let synth = SynthConfig {
+        per_class: 5,
+        min_size: 40,
+        max_size: 56,
+        classes: default_classes().into_iter().take(3).collect(),
+        ..SynthConfig::default()
+    };
+    write_synthetic_set(&photos, &synth).unwrap();
+    let pre = PreprocessConfig { size: PREPROCESSED, ..PreprocessConfig::default() };
+    let set = preprocess_folder(&scan(&photos).unwrap(), &pre, &|_| {}).unwrap().set;
+    (Arc::new(set), pre)
+}
+
+fn train(
+    model: ModelConfig,
+    precision: Precision,
+    pretrained: Option<PathBuf>,
+    set: &Arc<ImageSet>,
+    pre: &PreprocessConfig,
+    dir: &Path,
+) {
+    let cfg = TrainConfig {
+        pretrained,
+        epochs: 1,
+        batch_size: 5,
+        threads: Some(1),
+        precision,
+        // Not the identity: the module must apply it.
+        normalize: Normalize { mean: [0.4, 0.5, 0.6], std: [0.2, 0.25, 0.3] },
+        ..TrainConfig::strong()
+    };
+    Trainer::new(model, cfg).unwrap().progress(false).run(set.clone(), pre, dir).unwrap();
+}
+
+/// The images as the exported module takes them: resized to the input
+/// side, RGB, 0-1, NCHW.
+fn module_input(set: &ImageSet, side: u32) -> Tensor {
+    let resize = BatchAugmenter::new(AugmentConfig::identity(), 0, side, side).unwrap();
+    let views: Vec<ImageView<'_>> =
+        (0..set.len()).map(|i| ImageView::new(set.image(i), set.size, set.size).unwrap()).collect();
+    let mut x = vec![0f32; views.len() * resize.image_len()];
+    let params = vec![AugmentParams::identity(); views.len()];
+    resize.replay_f32_nhwc(&views, &params, &Normalize::default(), &mut x).unwrap();
+    Tensor::from_slice(&x)
+        .view([views.len() as i64, i64::from(side), i64::from(side), 3])
+        .permute([0, 3, 1, 2])
+}
+
+fn check_export(model: ModelConfig, precision: Precision, pretrained: Option<PathBuf>, tolerance: f64) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (set, pre) = tiny_set(tmp.path());
+    let model_dir = tmp.path().join("model");
+    train(model, precision, pretrained, &set, &pre, &model_dir);
+    let clf = Classifier::load(&model_dir).unwrap();
+    let files = clf.export(&tmp.path().join("export")).unwrap();
+
+    let info: ExportInfo = serde_json::from_slice(&std::fs::read(&files.info).unwrap()).unwrap();
+    assert_eq!(info.classes, clf.spec().classes);
+    assert_eq!(info.input.width, clf.spec().model.input_size());
+    assert_eq!(info.normalize_inside, clf.spec().normalize);
+    assert_eq!(files.module, tmp.path().join("export").join(&info.module));
+
+    // Reloaded through tch, in another module object, at another batch
+    // size than the one traced (2).
+    let module = CModule::load(&files.module).unwrap();
+    let idx: Vec<usize> = (0..set.len()).collect();
+    let expected = clf.probabilities_of_set(&set, &idx).unwrap();
+    // The check can fail: the images' predictions differ far more than
+    // the tolerance (a network whose outputs ignore its input would pass
+    // any export).
+    let spread =
+        f64::try_from(expected.amax([0], false).f_sub(&expected.amin([0], false)).unwrap().max()).unwrap();
+    assert!(spread > 10.0 * tolerance, "predictions hardly depend on the image (spread {spread})");
+    let logits = tch::no_grad(|| module.forward_ts(&[module_input(&set, info.input.width)])).unwrap();
+    assert_eq!(logits.size(), [set.len() as i64, 3]);
+    let got = logits.softmax(-1, Kind::Float);
+    let diff = f64::try_from((&got - &expected).abs().max()).unwrap();
+    assert!(diff < tolerance, "{:?} {precision:?}: export differs by {diff}", info.model.name());
+}
+
+#[test]
+fn exported_tutorial_cnn_predicts_like_the_classifier() {
+    let model = ModelConfig::Tutorial(TutorialCnnConfig { input_size: 36, dense: 16, dropout: 0.5 });
+    check_export(model, Precision::F32, None, 1e-5);
+}
+
+#[test]
+fn exported_resnet_predicts_like_the_classifier_in_both_precisions() {
+    let model = ModelConfig::Resnet(ResNetConfig {
+        input_size: 32,
+        stem: vec![4, 4, 8],
+        widths: vec![8],
+        blocks: vec![1],
+        dropout: 0.1,
+    });
+    check_export(model.clone(), Precision::F32, None, 1e-5);
+    check_export(model, Precision::Bf16, None, 1e-3);
+}
+
+#[test]
+fn exported_efficientnet_lite_predicts_like_the_classifier() {
+    // From the ImageNet weights: a freshly initialised body gives nearly
+    // the same output for every image.
+    let Some(weights) = common::lite0_weights() else { return };
+    let model = ModelConfig::EfficientnetLite(EfficientNetLiteConfig {
+        input_size: 32,
+        ..EfficientNetLiteConfig::lite0()
+    });
+    check_export(model, Precision::F32, Some(weights), 1e-5);
+}

@@ -1,0 +1,36 @@
+//! Export a trained model as TorchScript (`model.pt`) with its classes and
+//! input description (`model.json`), for PyTorch, C++ or tch programs that
+//! do not use this project.
+use std::path::PathBuf;
+
+use clap::Parser;
+use gemstones::model::Classifier;
+
+#[derive(Parser, Debug)]
+#[command(about = "Write a model directory as TorchScript plus a JSON description")]
+struct Args {
+    /// Model directory (from the train or workflow example).
+    #[arg(long)]
+    model: PathBuf,
+    /// Output folder for model.pt and model.json.
+    #[arg(long, default_value = "export")]
+    out: PathBuf,
+}
+
+fn main() -> anyhow::Result<()> {
+    gemstones::cli::exit_quietly_on_closed_pipe();
+    gemstones::cli::init_logging();
+    let a = Args::parse();
+    let clf = Classifier::load(&a.model)?;
+    let files = clf.export(&a.out)?;
+    let side = clf.spec().model.input_size();
+    println!(
+        "wrote {} ({}, {} classes; input N x 3 x {side} x {side} float32 RGB in [0, 1], normalised inside; \
+         output logits) and {}",
+        files.module.display(),
+        clf.spec().model.name(),
+        clf.classes().len(),
+        files.info.display()
+    );
+    Ok(())
+}
