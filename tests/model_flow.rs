@@ -290,6 +290,21 @@ fn a_model_directory_predicts_and_bad_ones_are_named() {
     let metrics: serde_json::Value = serde_json::from_slice(&std::fs::read(&files.metrics).unwrap()).unwrap();
     assert_eq!(metrics["images"], 30);
     assert!(image::open(&files.confusion_png).is_ok() && image::open(&files.misclassified_png).is_ok());
+    assert!(image::open(&files.top_losses_png).is_ok());
+    // The top losses are every image here (30 < TOP_LOSSES_KEPT), highest
+    // first, each the cross-entropy of its true class; the wrong ones are
+    // exactly the misclassified.
+    assert_eq!(eval.top_losses.len(), 30);
+    assert!(eval.top_losses.windows(2).all(|w| w[0].loss >= w[1].loss));
+    let mean_loss = eval.top_losses.iter().map(|l| l.loss).sum::<f64>() / 30.0;
+    assert!((mean_loss - eval.loss).abs() < 1e-4, "{mean_loss} vs {}", eval.loss);
+    let wrong = eval.top_losses.iter().filter(|l| l.true_class != l.predicted).count();
+    assert_eq!(wrong, eval.misclassified.len());
+    let interpretation: gemstones::model::Interpretation =
+        serde_json::from_slice(&std::fs::read(&files.interpretation).unwrap()).unwrap();
+    assert_eq!(interpretation, eval.interpret(gemstones::model::DEFAULT_MIN_CONFUSED));
+    let confused_csv = std::fs::read_to_string(&files.most_confused_csv).unwrap();
+    assert_eq!(confused_csv.lines().count(), 1 + interpretation.most_confused.len());
 
     // Missing, corrupt and mismatched files give errors naming the file.
     let e = Classifier::load(&tmp.path().join("nothing")).unwrap_err().to_string();

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use gemstones::cli::EmptyClasses;
 use gemstones::dataset::{DEFAULT_MAX_DISTANCE, DecodeLimits, scan, verify, without_near_copies};
-use gemstones::model::{Classifier, evaluate};
+use gemstones::model::{Classifier, Interpretation, evaluate};
 
 #[derive(Parser, Debug)]
 #[command(about = "Evaluate a model directory on a test folder")]
@@ -26,9 +26,14 @@ struct Args {
     /// have no near-copy among them (written to `<out>/clean/`).
     #[arg(long)]
     train: Option<PathBuf>,
-    /// Misclassified images shown in the gallery.
+    /// Images shown in the misclassified and top-losses galleries.
     #[arg(long, default_value_t = 48)]
     gallery: usize,
+    /// Confusions a pair needs to be listed as most confused (and to join
+    /// two classes into a family) in what is printed here; the files use
+    /// 2, as fastai's `most_confused` does.
+    #[arg(long, default_value_t = gemstones::model::DEFAULT_MIN_CONFUSED)]
+    min_confused: u32,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -52,20 +57,14 @@ fn main() -> anyhow::Result<()> {
         "{} images: top-1 {:.3}, top-5 {:.3}, macro F1 {:.3}, loss {:.3}",
         e.images, e.top1, e.top5, e.macro_f1, e.loss
     );
-    for m in e.misclassified.iter().take(10) {
-        println!(
-            "  {}: {} predicted as {} ({:.0} %)",
-            m.file.display(),
-            m.true_class,
-            m.predicted,
-            100.0 * m.confidence
-        );
-    }
+    print_interpretation(&e.interpret(a.min_confused));
     println!(
-        "wrote {}, {}, {}",
+        "wrote {}, {}, {}, {}, {}",
         files.metrics.display(),
+        files.interpretation.display(),
         files.confusion_png.display(),
-        files.misclassified_png.display()
+        files.misclassified_png.display(),
+        files.top_losses_png.display()
     );
     if let Some(train) = &a.train {
         let train_report = verify(&scan(train)?, &DecodeLimits::default());
@@ -90,4 +89,28 @@ fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+fn print_interpretation(i: &Interpretation) {
+    println!(
+        "most confused (at least {} times): true -> predicted, images, share of the true class",
+        i.min_count
+    );
+    for p in i.most_confused.iter().take(15) {
+        println!("  {:>20} -> {:<20} {:>3} {:>5.1} %", p.true_class, p.predicted, p.count, 100.0 * p.share);
+    }
+    println!("confusable families: classes, images, accuracy inside the family, errors that stay inside");
+    for f in &i.families {
+        println!(
+            "  {} ({} images): {:.1} %, {:.0} %",
+            f.classes.join(", "),
+            f.images,
+            100.0 * f.within_accuracy,
+            100.0 * f.errors_inside
+        );
+    }
+    println!("worst classes by F1: class, F1, precision, recall, images");
+    for m in i.classes_by_f1.iter().take(10) {
+        println!("  {:>20} {:.2} {:.2} {:.2} {:>3}", m.class, m.f1, m.precision, m.recall, m.support);
+    }
 }

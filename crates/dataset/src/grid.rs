@@ -69,6 +69,7 @@ pub struct ImageGrid {
 
 const GAP: u32 = 8;
 const CAPTION_PX: f32 = 13.0;
+const CAPTION_LINES: usize = 3;
 
 impl ImageGrid {
     /// A grid of `cols` columns of `tile x tile` tiles.
@@ -83,7 +84,7 @@ impl ImageGrid {
     }
 
     /// Add a tile (resized to the tile size if needed) with a caption; a
-    /// `\n` splits the caption into two lines.
+    /// `\n` splits the caption into lines (three at most).
     pub fn push(&mut self, img: &RgbImage, caption: impl Into<String>) {
         let t = self.tile;
         let img = if img.dimensions() == (t, t) {
@@ -107,7 +108,8 @@ impl ImageGrid {
     /// Compose the sheet.
     pub fn render(&self) -> RgbImage {
         let rows = self.items.len().div_ceil(self.cols).max(1) as u32;
-        let lines = self.items.iter().map(|(_, c)| c.lines().count().min(2)).max().unwrap_or(0) as u32;
+        let lines =
+            self.items.iter().map(|(_, c)| c.lines().count().min(CAPTION_LINES)).max().unwrap_or(0) as u32;
         let cap_h = (lines as f32 * (CAPTION_PX + 3.0)).ceil() as u32;
         let title_h = if self.title.is_some() { 26 } else { 0 };
         let cell_h = self.tile + cap_h + GAP;
@@ -121,7 +123,7 @@ impl ImageGrid {
             let (c, r) = ((i % self.cols) as u32, (i / self.cols) as u32);
             let (x, y) = (GAP + c * (self.tile + GAP), title_h + GAP + r * cell_h);
             image::imageops::replace(&mut sheet, img, i64::from(x), i64::from(y));
-            for (l, line) in cap.lines().take(2).enumerate() {
+            for (l, line) in cap.lines().take(CAPTION_LINES).enumerate() {
                 let line = fit_text(line, self.tile as f32);
                 let tw = text_width(CAPTION_PX, &line);
                 let tx = x as f32 + (self.tile as f32 - tw).max(0.0) / 2.0;

@@ -9,6 +9,7 @@ use tch::{Kind, Tensor};
 
 use crate::classifier::Classifier;
 use crate::error::{Error, Result};
+use crate::interpret::{DEFAULT_MIN_CONFUSED, ImageLoss};
 use crate::modeldir::{write_atomic, write_json};
 use crate::report::plot_confusion;
 
@@ -65,7 +66,14 @@ pub struct Evaluation {
     pub confusion: Vec<Vec<u32>>,
     /// Wrong predictions, most confident first.
     pub misclassified: Vec<Misclassified>,
+    /// The images with the highest loss (right or wrong), highest first,
+    /// up to [`TOP_LOSSES_KEPT`].
+    #[serde(default)]
+    pub top_losses: Vec<ImageLoss>,
 }
+
+/// How many of the highest-loss images an [`Evaluation`] keeps.
+pub const TOP_LOSSES_KEPT: usize = 100;
 
 /// Evaluate a classifier on (a subset of) a preprocessed image set whose
 /// classes are named like the model's (the set may hold fewer classes).
@@ -95,11 +103,21 @@ pub fn evaluate(clf: &Classifier, set: &ImageSet, indices: Option<&[usize]>) -> 
     let mut confusion = vec![vec![0u32; c]; c];
     let (mut top1, mut top5) = (0usize, 0usize);
     let mut misclassified = Vec::new();
+    let mut top_losses = Vec::with_capacity(n);
     for (k, row) in rows.iter().enumerate() {
         let truth = labels[k] as usize;
         let mut order: Vec<usize> = (0..c).collect();
         order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
         let pred = order[0];
+        top_losses.push(ImageLoss {
+            index: idx[k],
+            file: set.files[idx[k]].clone(),
+            true_class: clf.classes().name(truth).unwrap_or("?").into(),
+            predicted: clf.classes().name(pred).unwrap_or("?").into(),
+            probability: f64::from(row[pred]),
+            true_probability: f64::from(row[truth]),
+            loss: -f64::from(row[truth]).max(1e-12).ln(),
+        });
         confusion[truth][pred] += 1;
         top1 += usize::from(pred == truth);
         top5 += usize::from(order.iter().take(5).any(|&o| o == truth));
@@ -115,6 +133,8 @@ pub fn evaluate(clf: &Classifier, set: &ImageSet, indices: Option<&[usize]>) -> 
         }
     }
     misclassified.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    top_losses.sort_by(|a, b| b.loss.total_cmp(&a.loss).then(a.index.cmp(&b.index)));
+    top_losses.truncate(TOP_LOSSES_KEPT);
     let per_class: Vec<ClassMetrics> = (0..c)
         .map(|j| {
             let tp = f64::from(confusion[j][j]);
@@ -150,6 +170,7 @@ pub fn evaluate(clf: &Classifier, set: &ImageSet, indices: Option<&[usize]>) -> 
         per_class,
         confusion,
         misclassified,
+        top_losses,
     })
 }
 
@@ -168,6 +189,14 @@ pub struct EvalFiles {
     pub misclassified_csv: PathBuf,
     /// `misclassified.png`: the wrong ones, labelled "true / predicted".
     pub misclassified_png: PathBuf,
+    /// `interpretation.json`: [`Evaluation::interpret`] with
+    /// [`DEFAULT_MIN_CONFUSED`].
+    pub interpretation: PathBuf,
+    /// `most_confused.csv`: true, predicted, count, share.
+    pub most_confused_csv: PathBuf,
+    /// `top_losses.png`: the highest-loss images, labelled "true /
+    /// predicted probability / loss" (fastai's `plot_top_losses`).
+    pub top_losses_png: PathBuf,
 }
 
 impl Evaluation {
@@ -181,6 +210,9 @@ impl Evaluation {
             confusion_png: dir.join("confusion.png"),
             misclassified_csv: dir.join("misclassified.csv"),
             misclassified_png: dir.join("misclassified.png"),
+            interpretation: dir.join("interpretation.json"),
+            most_confused_csv: dir.join("most_confused.csv"),
+            top_losses_png: dir.join("top_losses.png"),
         };
         write_json(&files.metrics, self)?;
         let mut pc = String::from("class,precision,recall,f1,support\n");
@@ -234,7 +266,39 @@ impl Evaluation {
             }
         }
         grid.save_png(&files.misclassified_png)?;
+        self.write_interpretation(&files, set, gallery)?;
         Ok(files)
+    }
+
+    fn write_interpretation(&self, files: &EvalFiles, set: &ImageSet, gallery: usize) -> Result<()> {
+        let interpretation = self.interpret(DEFAULT_MIN_CONFUSED);
+        write_json(&files.interpretation, &interpretation)?;
+        let mut csv = String::from("true_class,predicted,count,share\n");
+        for p in &interpretation.most_confused {
+            let _ = writeln!(
+                csv,
+                "{},{},{},{:.4}",
+                csv_field(&p.true_class),
+                csv_field(&p.predicted),
+                p.count,
+                p.share
+            );
+        }
+        write_atomic(&files.most_confused_csv, csv.as_bytes())?;
+        let mut grid = ImageGrid::new(128, 6).title(format!(
+            "highest losses of {} images: true class / predicted as, probability / loss",
+            self.images
+        ));
+        for l in self.top_losses.iter().take(gallery) {
+            if let Some(img) = set.to_rgb_image(l.index) {
+                grid.push(
+                    &img,
+                    format!("{}\nas {} {:.2}\nloss {:.2}", l.true_class, l.predicted, l.probability, l.loss),
+                );
+            }
+        }
+        grid.save_png(&files.top_losses_png)?;
+        Ok(())
     }
 }
 

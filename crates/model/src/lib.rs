@@ -12,8 +12,10 @@
 //!   thread, writing checkpoints, history and curves into a [`ModelDir`],
 //!   resuming from the last checkpoint, stopping cleanly on a [`StopFlag`].
 //! - [`evaluate`] measures a [`Classifier`] (top-1, top-5, per-class F1,
-//!   confusion matrix, misclassified stones) and [`Evaluation::write`] saves
-//!   it as JSON, CSV and PNG.
+//!   confusion matrix, misclassified stones, highest losses),
+//!   [`Evaluation::interpret`] reads it (most-confused pairs, confusable
+//!   families, classes by F1) and [`Evaluation::write`] saves it all as
+//!   JSON, CSV and PNG.
 //! - [`Classifier::load`] reads a model directory on any machine and
 //!   predicts photographs with the preprocessing it was trained with;
 //!   [`Classifier::export`] writes it as TorchScript with an
@@ -31,6 +33,7 @@ mod efficientnet;
 mod error;
 mod eval;
 mod export;
+mod interpret;
 mod layers;
 mod loader;
 mod modeldir;
@@ -44,8 +47,9 @@ pub use classifier::{Classifier, Prediction};
 pub use device::{best_device, tune_malloc};
 pub use efficientnet::EfficientNetLiteConfig;
 pub use error::{Error, Result};
-pub use eval::{ClassMetrics, EvalFiles, Evaluation, Misclassified, evaluate};
+pub use eval::{ClassMetrics, EvalFiles, Evaluation, Misclassified, TOP_LOSSES_KEPT, evaluate};
 pub use export::{EXPORT_FORMAT, EXPORT_INFO, EXPORT_MODULE, ExportFiles, ExportInfo, ExportInput};
+pub use interpret::{ConfusableFamily, ConfusedPair, DEFAULT_MIN_CONFUSED, ImageLoss, Interpretation};
 pub use modeldir::{ModelDir, ModelSpec, SPEC_FORMAT};
 pub use nets::{
     ModelConfig, Net, Precision, ResNetConfig, TutorialCnnConfig, channels_last, to_channels_last,
