@@ -22,7 +22,7 @@ use gemstones_scrape::{DemoSite, FetchConfig, ScrapeConfig, Scraper, SiteProfile
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{EmptyClasses, Preset};
-use crate::report::{Report, Section};
+use crate::report::{Headline, Report, Section};
 
 /// Where the photographs come from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -329,7 +329,7 @@ pub fn run(
         near.len(),
         split.groups_kept_together,
     ));
-    report.push(Section::near_duplicates(&near, split.groups_kept_together, &quality, sheet, run));
+    report.push(Section::near_duplicates(&near, split.groups_kept_together, &quality, sheet));
     report.timing("dataset", t.elapsed().as_secs_f64());
 
     // 5. Preprocess and cache; augmentation preview.
@@ -474,6 +474,27 @@ pub fn run(
         ));
     }
     crate::report::write_json(&run.join("predictions.json"), &predictions).map_err(at("predict"))?;
+    report.headline(Headline {
+        test_top1: eval.top1,
+        test_top5: eval.top5,
+        macro_f1: eval.macro_f1,
+        test_images: eval.images,
+        clean_test: clean_eval.as_ref().map(|c| (c.images, c.top1)),
+        classes: clf.classes().len(),
+        training_seconds: trained.history.iter().map(|e| e.seconds).sum(),
+        model: format!(
+            "{}, {} parameters, {input}x{input} input, {:?}",
+            model_cfg.name(),
+            crate::report::thousands(trained.parameters),
+            train_cfg.precision
+        ),
+        files: vec![
+            ("model directory (predict, evaluate, export)".into(), model_dir.clone()),
+            ("test metrics".into(), files.metrics.clone()),
+            ("most confused".into(), files.most_confused_csv.clone()),
+            ("predictions".into(), run.join("predictions.json")),
+        ],
+    });
     report.push(Section::evaluation(&eval, clean_eval.as_ref(), &files, &predictions, run));
     report.timing("evaluation", t.elapsed().as_secs_f64());
 

@@ -1,4 +1,5 @@
 //! Integration tests across the crates, one binary with topic modules.
+mod browser;
 mod examples;
 mod model_flow;
 mod support;

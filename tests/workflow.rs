@@ -1,6 +1,26 @@
 //! The whole workflow at a tiny size: every artefact exists and parses.
 use gemstones::model::StopFlag;
-use gemstones::workflow::{PhotoSource, WorkflowConfig, run};
+use gemstones::workflow::{PhotoSource, WorkflowConfig, WorkflowOutcome, run};
+
+/// The report, moved away from its run folder, opened in headless
+/// Chromium: no console error, every picture loaded, the outcome on the
+/// first screen. The screenshot is kept in target/tmp.
+fn report_works_alone_in_a_browser(report: &std::path::Path, out: &WorkflowOutcome) {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let moved = elsewhere.path().join("report.html");
+    std::fs::copy(report, &moved).unwrap();
+    let Some(seen) = crate::browser::open(&moved, (1280, 900)) else { return };
+    assert!(seen.console_errors.is_empty(), "{:?}", seen.console_errors);
+    assert!(seen.broken_images.is_empty(), "{:?}", seen.broken_images);
+    assert!(seen.images >= 6, "{} images", seen.images);
+    let top1 = format!("{:.1} %", 100.0 * out.test_top1);
+    for figure in ["test top-1", top1.as_str(), "test top-5", "macro F1", "training time", "Most confused"] {
+        assert!(seen.text.contains(figure), "no {figure:?} in the page");
+    }
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-first-screen.png");
+    std::fs::write(&shot, &seen.screenshot).unwrap();
+    eprintln!("screenshot of the report: {}", shot.display());
+}
 
 #[test]
 fn the_whole_workflow_runs_end_to_end_and_resumes() {
@@ -66,10 +86,12 @@ fn the_whole_workflow_runs_end_to_end_and_resumes() {
     );
     assert!(lines.iter().any(|l| l.contains("near-duplicate groups")), "{lines:?}");
     let srcs: Vec<&str> = html.split("src=\"").skip(1).map(|s| &s[..s.find('"').unwrap()]).collect();
-    assert!(srcs.len() >= 4);
+    assert!(srcs.len() >= 6);
     for s in srcs {
-        assert!(run_dir.join(s).is_file(), "report shows missing {s}");
+        assert!(s.starts_with("data:image/"), "report links a file: {}", &s[..s.len().min(80)]);
     }
+    assert!(!html.contains("picture not available"), "a picture is missing");
+    report_works_alone_in_a_browser(&out.report, &out);
 
     // Again with the same folder: everything is already done.
     let mut again = Vec::new();

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Once;
 
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::error::{Error, Result};
 use crate::modeldir::{ModelDir, write_atomic, write_json};
@@ -139,8 +140,17 @@ pub fn plot_curves(history: &[EpochStats], path: &Path) -> Result<()> {
     save_png(pixels, (w, h), path)
 }
 
+/// Whether a count's digits fit inside a cell (a digit of DejaVu Sans is
+/// about 0.64 em wide): with many classes the cells show only colour.
+fn count_fits(v: u32, cell: u32, font_px: f64) -> bool {
+    let digits = v.to_string().len() as f64;
+    digits * 0.64 * font_px + 2.0 <= f64::from(cell)
+}
+
 /// A confusion-matrix heatmap: rows are true classes, columns predicted,
-/// each cell shaded by the fraction of its row, class names on both axes.
+/// each cell shaded by the fraction of its row, class names on both axes;
+/// counts centred in the cells where they fit (colour only at 87 classes,
+/// where the most-confused list says the numbers).
 pub fn plot_confusion(classes: &[String], matrix: &[Vec<u32>], path: &Path) -> Result<()> {
     register_font();
     let n = classes.len();
@@ -172,7 +182,10 @@ pub fn plot_confusion(classes: &[String], matrix: &[Vec<u32>], path: &Path) -> R
             for (j, &v) in row.iter().enumerate() {
                 let frac = if total > 0 { f64::from(v) / f64::from(total) } else { 0.0 };
                 let shade = (255.0 * (1.0 - frac)) as u8;
-                let color = if i == j {
+                let color = if v == 0 {
+                    // Empty cells light grey: the grid stays visible.
+                    RGBColor(246, 246, 246)
+                } else if i == j {
                     RGBColor(shade, 255 - (255 - shade) / 3, shade)
                 } else {
                     RGBColor(255, shade, shade)
@@ -183,18 +196,27 @@ pub fn plot_confusion(classes: &[String], matrix: &[Vec<u32>], path: &Path) -> R
                     color.filled(),
                 ))
                 .map_err(|e| plot_err(path, e))?;
-                if cell >= 18 && v > 0 {
-                    root.draw(&Text::new(v.to_string(), (x0 + 2, y0 + 2), style.clone()))
-                        .map_err(|e| plot_err(path, e))?;
+                if v > 0 && count_fits(v, cell, font_px) {
+                    // Centred in its cell; white on the darkest shades.
+                    let ink = if frac > 0.6 { WHITE } else { BLACK };
+                    let centred = ("sans-serif", font_px)
+                        .into_font()
+                        .color(&ink)
+                        .pos(Pos::new(HPos::Center, VPos::Center));
+                    let centre = (x0 + cell as i32 / 2, y0 + cell as i32 / 2);
+                    root.draw(&Text::new(v.to_string(), centre, centred)).map_err(|e| plot_err(path, e))?;
                 }
             }
             let name: String = classes[i].chars().take(22).collect();
-            root.draw(&Text::new(name, (4, top + (i as u32 * cell) as i32), style.clone()))
-                .map_err(|e| plot_err(path, e))?;
+            let middle = top + (i as u32 * cell) as i32 + cell as i32 / 2;
+            let label = style.clone().pos(Pos::new(HPos::Left, VPos::Center));
+            root.draw(&Text::new(name, (4, middle), label)).map_err(|e| plot_err(path, e))?;
         }
         for (j, c) in classes.iter().enumerate() {
             let name: String = c.chars().take(22).collect();
-            let x = label_w as i32 + (j as u32 * cell) as i32;
+            // Rotated text grows upwards from its left edge: centre the
+            // line's height on the column.
+            let x = label_w as i32 + (j as u32 * cell) as i32 + ((f64::from(cell) - font_px) / 2.0) as i32;
             let rotated = style.clone().transform(FontTransform::Rotate270);
             root.draw(&Text::new(name, (x, top - 4), rotated)).map_err(|e| plot_err(path, e))?;
         }
