@@ -9,9 +9,13 @@
 # lite0: EfficientNet-Lite0 (87 classes) at 224/192/160, a training step
 # (batch 32, channels-last) and inference (batch 32 and one image), f32 and
 # bf16, against PyTorch eager with the reference implementation, malloc
-# fixed, bf16 autocast against our bf16. Ends with one table.
+# fixed, bf16 autocast against our bf16.
+#
+# Each part ends with one table (benches/python/compare.py): each of our
+# configurations against the same configuration of each peer, labelled,
+# with the machine, date and versions.
 source "$(dirname "$0")/bench-lib.sh"
-PYT=$(venv torch torch==2.13.0 torchvision==0.28.0 pillow==11.3.0 numpy==2.2.6 efficientnet-lite-pytorch==0.1.0)
+PYT=$(torch_venv)
 what=${1:-all}
 if [ "$what" = "lite0" ] || [ "$what" = "all" ]; then
   out=$(mktemp)
@@ -20,8 +24,7 @@ if [ "$what" = "lite0" ] || [ "$what" = "all" ]; then
   GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184 "$PYT" benches/python/train_peers.py lite0 | tee -a "$out"
   echo "== EfficientNet-Lite0: gemstones-model"
   rust train lite0 | tee -a "$out"
-  echo "== EfficientNet-Lite0, ours against PyTorch eager (same libtorch 2.13, same precision)"
-  table "$out"
+  compare "$out" "EfficientNet-Lite0 (87 classes, batch 32): ours against PyTorch eager, same libtorch 2.13, size and precision"
 fi
 [ "$what" = "tutorial" ] || [ "$what" = "all" ] || exit 0
 PYF=$(venv tf tensorflow-cpu==2.21.0)
@@ -34,6 +37,5 @@ GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184 "
 echo "== Keras / TensorFlow"
 "$PYF" benches/python/train_peers.py tf | tee -a "$out"
 echo "== gemstones-model"
-rust train | tee -a "$out"
-echo "== ratios (train images/s)"
-ratio "$out"
+rust train tutorial-cnn resnet | tee -a "$out"
+compare "$out" "the tutorial's CNN (220x220, batch 32, Adam): ours against PyTorch eager (same libtorch 2.13; default and fixed malloc; NCHW and channels-last) and Keras/TensorFlow"

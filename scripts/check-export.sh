@@ -14,7 +14,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 MODEL=${1:-runs/demo/model}
 PHOTOS=${2:-runs/demo/data/test}
 [ -d "$MODEL" ] || make -s run >&2
-PYT=$(venv torch torch==2.13.0 torchvision==0.28.0 pillow==11.3.0 numpy==2.2.6 efficientnet-lite-pytorch==0.1.0)
+PYT=$(torch_venv)
 PYT="$PWD/$PYT" # absolute: the Python lines run in a temporary folder
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
