@@ -70,7 +70,7 @@ fn augment(dir: PathBuf) {
     let pre = dataset::preprocess_folder(&folder, &cfg, &|_| {}).expect("preprocess");
     let n = pre.set.len().min(2000);
     let views: Vec<ImageView<'_>> =
-        (0..n).map(|i| ImageView::new(pre.set.image(i), 220, 220).expect("view")).collect();
+        (0..n).map(|i| ImageView::new(pre.set.image(i).expect("image"), 220, 220).expect("view")).collect();
     let aug = BatchAugmenter::new(AugmentConfig::tutorial(), 1, 220, 220).expect("augmenter");
     let idx: Vec<u64> = (0..n as u64).collect();
     let mut out = vec![0u8; n * aug.image_len()];

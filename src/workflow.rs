@@ -365,7 +365,8 @@ pub fn run(
     let preview_png = run.join("augment_preview.png");
     if !train_set.set.is_empty() {
         let img =
-            ImageView::new(train_set.set.image(0), pre.size, pre.size).map_err(at("augmentation preview"))?;
+            ImageView::new(train_set.set.image(0).map_err(at("augmentation preview"))?, pre.size, pre.size)
+                .map_err(at("augmentation preview"))?;
         preview(img, &train_cfg.augment, cfg.seed, 6, &preview_png).map_err(at("augmentation preview"))?;
         say(&format!("augmentation preview: {}", preview_png.display()));
     }

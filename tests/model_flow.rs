@@ -287,6 +287,10 @@ fn a_model_directory_predicts_and_bad_ones_are_named() {
     assert_eq!(eval.images, 30);
     assert_eq!(eval.confusion.iter().flatten().sum::<u32>(), 30);
     let files = eval.write(&tmp.path().join("eval"), &set, 12).unwrap();
+    // An index beyond the set is an error naming it, not a panic.
+    let beyond = evaluate(&clf, &set, Some(&[0, 30])).unwrap_err().to_string();
+    assert!(beyond.contains("image 30") && beyond.contains("30 images"), "{beyond}");
+    assert!(set.image(30).is_err() && set.to_rgb_image(30).is_none());
     let metrics: serde_json::Value = serde_json::from_slice(&std::fs::read(&files.metrics).unwrap()).unwrap();
     assert_eq!(metrics["images"], 30);
     assert!(image::open(&files.confusion_png).is_ok() && image::open(&files.misclassified_png).is_ok());

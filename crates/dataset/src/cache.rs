@@ -132,8 +132,16 @@ pub fn load_cache(path: &Path) -> Result<CachedSet> {
     f.read_exact(&mut json).map_err(|_| bad("truncated header".into()))?;
     let h: CacheHeader =
         serde_json::from_slice(&json).map_err(|source| Error::Json { path: path.to_path_buf(), source })?;
-    let img_len = h.size as usize * h.size as usize * 3;
-    let expected = 20 + json_len + (h.count as u64) * 4 + (h.count as u64) * img_len as u64;
+    // Checked: a crafted header must not overflow the arithmetic.
+    let img_len = u64::from(h.size).checked_mul(u64::from(h.size)).and_then(|p| p.checked_mul(3));
+    let expected = img_len
+        .and_then(|img| (h.count as u64).checked_mul(img.checked_add(4)?))
+        .and_then(|body| body.checked_add(20 + json_len));
+    let Some(expected) = expected else {
+        return Err(bad(format!("{} images of {}x{} cannot be in a file", h.count, h.size, h.size)));
+    };
+    // Both fit in memory-sized numbers once they match the file's length.
+    let img_len = img_len.unwrap_or_default() as usize;
     if file_len != expected
         || h.files.len() != h.count
         || h.crops.len() != h.count

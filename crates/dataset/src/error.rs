@@ -118,6 +118,14 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// An image index beyond the end of a set.
+    #[error("image {index} asked of a set of {len} images")]
+    ImageIndex {
+        /// The index asked for.
+        index: usize,
+        /// Images in the set.
+        len: usize,
+    },
     /// Nothing usable: every file failed to decode, or a folder is empty.
     #[error("{path}: no usable images")]
     NoImages {

@@ -458,13 +458,11 @@ impl ImageSet {
         self.size as usize * self.size as usize * 3
     }
 
-    /// Pixels of image `i` (`size * size * 3` bytes, RGB, row-major).
-    ///
-    /// # Panics
-    /// If `i >= self.len()`.
-    pub fn image(&self, i: usize) -> &[u8] {
+    /// Pixels of image `i` (`size * size * 3` bytes, RGB, row-major);
+    /// [`Error::ImageIndex`] beyond the end.
+    pub fn image(&self, i: usize) -> Result<&[u8]> {
         let n = self.image_len();
-        &self.pixels[i * n..(i + 1) * n]
+        self.pixels.get(i * n..(i + 1) * n).ok_or(Error::ImageIndex { index: i, len: self.len() })
     }
 
     /// All pixels, image after image.
@@ -474,10 +472,7 @@ impl ImageSet {
 
     /// Image `i` as an [`RgbImage`] (a copy), or `None` if out of range.
     pub fn to_rgb_image(&self, i: usize) -> Option<RgbImage> {
-        if i >= self.len() {
-            return None;
-        }
-        RgbImage::from_raw(self.size, self.size, self.image(i).to_vec())
+        RgbImage::from_raw(self.size, self.size, self.image(i).ok()?.to_vec())
     }
 
     /// Number of images per class id.

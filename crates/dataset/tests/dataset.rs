@@ -384,6 +384,34 @@ fn cache_is_built_loaded_and_rebuilt_when_stale() {
     assert!(err.contains("train.cache"), "{err}");
 }
 
+/// A cache header whose image size and count would overflow the file-length
+/// arithmetic is a bad cache, not a panic (or a wrapped length that matches).
+#[test]
+fn a_crafted_cache_header_with_huge_sizes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("train");
+    write(&root, "Ruby/ruby_0.jpg", &jpeg(0, 0));
+    write(&root, "Ruby/ruby_1.jpg", &jpeg(0, 1));
+    let cache = dir.path().join("train.cache");
+    let cfg = PreprocessConfig { size: 16, ..Default::default() };
+    load_or_build(&scan(&root).unwrap(), &cfg, &cache, &|_| {}).unwrap();
+    let bytes = fs::read(&cache).unwrap();
+    let json_len = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[20..20 + json_len]).unwrap();
+    for (size, count) in [(u32::MAX, usize::MAX), (u32::MAX, 2), (16, usize::MAX / 2)] {
+        header["size"] = size.into();
+        header["count"] = count.into();
+        let json = serde_json::to_vec(&header).unwrap();
+        let mut crafted = bytes[..12].to_vec();
+        crafted.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        crafted.extend_from_slice(&json);
+        crafted.extend_from_slice(&bytes[20 + json_len..]);
+        fs::write(&cache, &crafted).unwrap();
+        let err = load_cache(&cache).unwrap_err().to_string();
+        assert!(err.contains("train.cache"), "{size} x {count}: {err}");
+    }
+}
+
 #[test]
 fn count_reports_like_the_tutorial() {
     let dir = tempfile::tempdir().unwrap();

@@ -202,9 +202,7 @@ impl Classifier {
                 ),
             });
         }
-        let views: std::result::Result<Vec<ImageView<'_>>, _> =
-            idx.iter().map(|&i| ImageView::new(set.image(i), set.size, set.size)).collect();
-        self.probabilities(&views?)
+        self.probabilities(&crate::loader::views_of(set, idx)?)
     }
 
     fn probabilities_of_prepared(&self, imgs: &[RgbImage]) -> Result<Tensor> {

@@ -66,6 +66,13 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// The background thread that augments the next batches died; the
+    /// last checkpoint was kept.
+    #[error("the augmentation thread died ({reason}); stopped (last good checkpoint kept)")]
+    LoaderDied {
+        /// Its panic message.
+        reason: String,
+    },
     /// A dataset operation failed.
     #[error(transparent)]
     Dataset(#[from] gemstones_dataset::Error),

@@ -86,6 +86,9 @@ pub fn evaluate(clf: &Classifier, set: &ImageSet, indices: Option<&[usize]>) -> 
             &all
         }
     };
+    if let Some(&index) = idx.iter().find(|&&i| i >= set.len()) {
+        return Err(gemstones_dataset::Error::ImageIndex { index, len: set.len() }.into());
+    }
     // The set's labels in the model's class ids.
     let map = clf.class_ids_of(&set.classes)?;
     let labels: Vec<i64> = idx.iter().map(|&i| map[set.labels[i] as usize] as i64).collect();

@@ -32,6 +32,11 @@ pub(crate) fn epoch_order(train: &[usize], seed: u64, epoch: usize) -> Vec<usize
     order
 }
 
+/// Views of images `idx` of a set (an error names an index beyond it).
+pub(crate) fn views_of<'a>(set: &'a ImageSet, idx: &[usize]) -> Result<Vec<ImageView<'a>>> {
+    idx.iter().map(|&i| Ok(ImageView::new(set.image(i)?, set.size, set.size)?)).collect()
+}
+
 /// Batches of an epoch: full batches, and a last partial one unless it has
 /// a single image (batch norm needs two).
 pub(crate) fn batches_per_epoch(n: usize, batch: usize) -> usize {
@@ -77,9 +82,19 @@ impl Loader {
         Ok(Self { rx: Some(rx), recycle, handle: Some(handle) })
     }
 
-    /// The next batch, or `None` when the planned epochs are done.
+    /// The next batch, or `None` when the planned epochs are done; an
+    /// error if the augmentation thread died (a panic there must not end
+    /// the training as if it had completed).
     pub(crate) fn next(&mut self) -> Option<Result<Batch>> {
-        self.rx.as_ref()?.recv().ok()
+        if let Ok(batch) = self.rx.as_ref()?.recv() {
+            return Some(batch);
+        }
+        // The producer is gone: it finished, or it died.
+        self.rx.take();
+        match self.handle.take().map(JoinHandle::join) {
+            Some(Err(panic)) => Some(Err(Error::LoaderDied { reason: panic_message(panic.as_ref()) })),
+            _ => None,
+        }
     }
 
     /// Give a batch buffer back for reuse.
@@ -98,8 +113,15 @@ impl Drop for Loader {
     }
 }
 
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panicked".into())
+}
+
 fn produce(plan: LoaderPlan, tx: SyncSender<Result<Batch>>, returned: Receiver<Vec<f32>>) {
-    let size = plan.set.size;
     for epoch in plan.start.0..plan.end_epoch {
         let which = plan.epoch_augmenter.get(epoch).or(plan.epoch_augmenter.last()).copied().unwrap_or(0);
         let Some(augmenter) = plan.augmenters.get(which) else {
@@ -112,14 +134,13 @@ fn produce(plan: LoaderPlan, tx: SyncSender<Result<Batch>>, returned: Receiver<V
         let nb = batches_per_epoch(order.len(), plan.batch_size);
         let first = if epoch == plan.start.0 { plan.start.1 } else { 0 };
         for b in first..nb {
+            fail::fail_point!("loader::batch");
             let idx = &order[b * plan.batch_size..((b + 1) * plan.batch_size).min(order.len())];
             let n = idx.len();
             let mut x = returned.try_recv().unwrap_or_default();
             x.resize(n * len, 0.0);
-            let views: std::result::Result<Vec<ImageView<'_>>, _> =
-                idx.iter().map(|&i| ImageView::new(plan.set.image(i), size, size)).collect();
             let keys: Vec<u64> = idx.iter().map(|&i| i as u64).collect();
-            let result = views.map_err(Error::from).and_then(|v| {
+            let result = views_of(&plan.set, idx).and_then(|v| {
                 augmenter
                     .batch_f32_nhwc(&v, &keys, epoch as u64, &plan.normalize, &mut x, None)
                     .map_err(Error::from)

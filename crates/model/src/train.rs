@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use gemstones_augment::{AugmentConfig, BatchAugmenter, ImageView, Normalize};
+use gemstones_augment::{AugmentConfig, BatchAugmenter, Normalize};
 use gemstones_dataset::{
     ImageSet, PreprocessConfig, SmallClassPolicy, SplitRatios, derive_seed, group_ids, near_duplicate_groups,
     stratified_group_split,
@@ -880,11 +880,10 @@ struct ValSet {
 impl ValSet {
     fn new(set: &ImageSet, idx: &[usize], size: u32, norm: &Normalize) -> Result<Self> {
         let aug = BatchAugmenter::new(AugmentConfig::identity(), 0, size, size)?;
-        let views: std::result::Result<Vec<ImageView<'_>>, _> =
-            idx.iter().map(|&i| ImageView::new(set.image(i), set.size, set.size)).collect();
+        let views = crate::loader::views_of(set, idx)?;
         let keys: Vec<u64> = idx.iter().map(|&i| i as u64).collect();
         let mut x = vec![0f32; idx.len() * aug.image_len()];
-        aug.batch_f32_nhwc(&views?, &keys, 0, norm, &mut x, None)?;
+        aug.batch_f32_nhwc(&views, &keys, 0, norm, &mut x, None)?;
         Ok(Self { x, y: idx.iter().map(|&i| i64::from(set.labels[i])).collect(), size: i64::from(size) })
     }
 

@@ -117,3 +117,33 @@ fn training_survives_a_crash_at_every_checkpoint_write_step() {
     assert!(deaths >= 2 + 1 + 2 + 10, "{deaths}");
     scenario.teardown();
 }
+
+#[test]
+fn a_dead_augmentation_thread_is_an_error_not_a_completed_run() {
+    let scenario = fail::FailScenario::setup();
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    let synth = SynthConfig {
+        per_class: 6,
+        min_size: 40,
+        max_size: 56,
+        classes: default_classes().into_iter().take(2).collect(),
+        ..SynthConfig::default()
+    };
+    write_synthetic_set(&photos, &synth).unwrap();
+    let pre = PreprocessConfig { size: 36, ..PreprocessConfig::default() };
+    let set = Arc::new(preprocess_folder(&scan(&photos).unwrap(), &pre, &|_| {}).unwrap().set);
+    // The loader thread panics while making its third batch (epoch 2).
+    fail::cfg("loader::batch", "2*off->panic(augmentation broke)").unwrap();
+    let (model, cfg) = tiny();
+    let dir = tmp.path().join("model");
+    let result = Trainer::new(model, cfg).unwrap().progress(false).run(set.clone(), &pre, &dir);
+    fail::remove("loader::batch");
+    let e = result.expect_err("a run whose loader died must not report success").to_string();
+    assert!(e.contains("augmentation thread died") && e.contains("augmentation broke"), "{e}");
+    // The first epoch's checkpoint is there to resume from, and resuming
+    // finishes the run.
+    let resumed = train(&set, &pre, &dir);
+    assert_eq!(resumed.history.len(), 2);
+    scenario.teardown();
+}
