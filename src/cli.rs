@@ -257,10 +257,8 @@ pub fn scrape_exit_code(summary: &gemstones_scrape::ScrapeSummary) -> std::proce
 /// Run a scrape that the first Ctrl-C stops cleanly (downloads in flight
 /// finish, the manifest is complete for them).
 pub fn scrape_until_ctrl_c(
-    scraper: &gemstones_scrape::Scraper,
+    scraper: gemstones_scrape::Scraper,
     out: &Path,
 ) -> gemstones_scrape::Result<gemstones_scrape::ScrapeSummary> {
-    let flag = scraper.stop_flag();
-    let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
-    scraper.run_blocking(out)
+    scraper.stop_flag(stop_on_ctrl_c()).run_blocking(out)
 }

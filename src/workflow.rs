@@ -14,7 +14,7 @@ use gemstones_augment::{ImageView, preview};
 use gemstones_dataset::synth::{SynthConfig, default_classes, write_synthetic_set};
 use gemstones_dataset::{
     ClassTable, DEFAULT_MAX_DISTANCE, DecodeLimits, ProblemKind, RenameConfig, SplitConfig, SplitRatios,
-    TransferMode, count_tree, cross_split_duplicates, near_duplicate_sheet, rename, scan, split_folder,
+    TransferMode, count_tree, cross_split_duplicates, near_duplicate_sheet, rename_until, scan, split_folder,
     verify, without_near_copies,
 };
 use gemstones_model::{Classifier, EpochStats, Precision, Prediction, StopFlag, Trainer, evaluate};
@@ -293,7 +293,10 @@ pub fn run(
         }
         std::fs::rename(&p.path, &q).map_err(at("quarantine"))?;
     }
-    let renamed = rename(&photos, &RenameConfig::default()).map_err(at("rename"))?;
+    let renamed = match rename_until(&photos, &RenameConfig::default(), &stop) {
+        Err(gemstones_dataset::Error::Cancelled) => return Err(WorkflowError::Stopped),
+        other => other.map_err(at("rename"))?,
+    };
     say(&format!("renamed {} files to <class>_<n>.<ext> ({} already named)", renamed.renamed, renamed.kept));
     let data = run.join("data");
     let split_cfg = SplitConfig {
@@ -530,21 +533,8 @@ fn scrape(
         progress: cfg.progress,
         ..ScrapeConfig::default()
     };
-    let scraper = Scraper::new(profile, sc).map_err(at("scrape"))?;
-    let flag = scraper.stop_flag();
-    let watch = stop.clone();
-    let watcher = std::thread::spawn(move || {
-        while !watch.is_stopped() && Arc::strong_count(&flag) > 1 {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        if watch.is_stopped() {
-            flag.store(true, std::sync::atomic::Ordering::SeqCst);
-        }
-    });
-    let summary = scraper.run_blocking(out).map_err(at("scrape"));
-    drop(scraper);
-    let _ = watcher.join();
-    summary
+    let scraper = Scraper::new(profile, sc).map_err(at("scrape"))?.stop_flag(stop.clone());
+    scraper.run_blocking(out).map_err(at("scrape"))
 }
 
 /// Record the settings in `workflow.json`; refuse a run folder made with

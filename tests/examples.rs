@@ -132,8 +132,7 @@ fn a_rename_dry_run_reports_an_unfinished_rename_and_writes_nothing() {
     let root = dir.path().join("photos");
     many_files(&root, 2, 5);
     let plan = plan_rename(&scan(&root).unwrap(), &RenameConfig::default()).unwrap();
-    let moves = std::sync::atomic::AtomicUsize::new(0);
-    let _ = plan.execute_until(&|| moves.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 3);
+    let _ = plan.execute_until(&gemstones::dataset::StopFlag::after_checks(3));
     assert!(journal_path(&root).exists());
     let before = snapshot(&root);
     let out = run(example("rename").arg(&root));

@@ -54,7 +54,7 @@ fn main() -> anyhow::Result<ExitCode> {
     };
     cfg.fetch.per_host_rps = a.rps;
     let scraper = Scraper::new(profile, cfg)?;
-    let s = gemstones::cli::scrape_until_ctrl_c(&scraper, &a.out)?;
+    let s = gemstones::cli::scrape_until_ctrl_c(scraper, &a.out)?;
     println!("{}", serde_json::to_string_pretty(&s)?);
     Ok(gemstones::cli::scrape_exit_code(&s))
 }

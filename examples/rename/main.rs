@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use gemstones::dataset::{RenameConfig, pending_rename, plan_rename, rename, scan};
+use std::process::ExitCode;
+
+use gemstones::cli::{exit, stop_on_ctrl_c};
+use gemstones::dataset::{Error, RenameConfig, pending_rename, plan_rename, rename_until, scan};
 
 #[derive(Parser, Debug)]
 #[command(about = "Rename files to <class name lower-cased>_<n>.<ext lower-cased>, never overwriting")]
@@ -22,12 +25,18 @@ struct Args {
     start: usize,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     gemstones::cli::exit_quietly_on_closed_pipe();
     let a = Args::parse();
     let cfg = RenameConfig { compact: a.compact, start: a.start };
     if a.apply {
-        let s = rename(&a.root, &cfg)?;
+        let s = match rename_until(&a.root, &cfg, &stop_on_ctrl_c()) {
+            Err(Error::Cancelled) => {
+                eprintln!("stopped: the rename is journaled; run again with --apply to finish it");
+                return Ok(ExitCode::from(exit::INTERRUPTED));
+            }
+            other => other?,
+        };
         if s.resumed {
             println!("finished an interrupted rename first");
         }
@@ -43,5 +52,5 @@ fn main() -> anyhow::Result<()> {
         print!("{}", plan_rename(&folder, &cfg)?.describe());
         println!("(dry run: add --apply to rename)");
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

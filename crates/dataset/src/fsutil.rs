@@ -68,6 +68,28 @@ pub fn write_atomic_by(path: &Path, write: impl FnOnce(&Path) -> std::io::Result
     result.at(path)
 }
 
+/// Write `bytes` as the new file `path`, never replacing one: a temporary
+/// sibling flushed to disk, then moved into place by [`rename_no_clobber`]
+/// ([`Error::WouldOverwrite`] if `path` exists), and the folder flushed.
+/// Whatever instant the process dies at, `path` is absent or whole; a dead
+/// process's temporary is removed by [`remove_stale_temporaries`].
+pub fn create_new(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_sibling(path, PARTIAL_TAG);
+    let result = (|| {
+        let mut f = fs::File::create(&tmp).at(&tmp)?;
+        f.write_all(bytes).at(&tmp)?;
+        f.sync_all().at(&tmp)?;
+        drop(f);
+        fail::fail_point!("fsutil::create-new-synced");
+        rename_no_clobber(&tmp, path)?;
+        sync_dir(path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))).at(path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// Flush a folder's entries (a rename or a new file in it) to disk.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     fs::File::open(dir).and_then(|d| d.sync_all())
@@ -180,10 +202,11 @@ fn remove_stale_temporaries_of(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Remove the temporaries that [`copy_no_clobber`] and [`write_atomic`]
-/// leave in `dir`'s class folders when the process dies mid-write (hidden
-/// `.<name>.partial-…` files; for folders this crate owns).
-pub(crate) fn remove_stale_temporaries(dir: &Path) -> Result<()> {
+/// Remove the temporaries that [`create_new`], [`write_atomic`] and the
+/// no-clobber copy leave in `dir`'s class folders when the process dies
+/// mid-write (hidden `.<name>.partial-…` files; for folders this workspace
+/// writes: split outputs, scraped photos).
+pub fn remove_stale_temporaries(dir: &Path) -> Result<()> {
     let Ok(classes) = fs::read_dir(dir) else {
         return Ok(());
     };

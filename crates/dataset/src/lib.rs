@@ -47,6 +47,7 @@ mod rename;
 mod scan;
 mod similar;
 mod split;
+mod stop;
 pub mod synth;
 pub mod testdata;
 mod verify;
@@ -65,7 +66,7 @@ pub use preprocess::{
 pub use quality::{Quality, QualityFlag, QualityLimits};
 pub use rename::{
     RenameConfig, RenameMove, RenamePlan, RenameSummary, canonical_name, journal_path, pending_rename,
-    plan_rename, rename, resume_rename,
+    plan_rename, rename, rename_until, resume_rename,
 };
 pub use scan::{FileEntry, ImageFolder, natural_cmp, scan};
 pub use similar::{
@@ -75,6 +76,7 @@ pub use split::{
     SmallClassPolicy, SplitConfig, SplitIndices, SplitRatios, SplitReport, TransferMode, derive_seed,
     split_folder, stratified_group_split, stratified_split,
 };
+pub use stop::StopFlag;
 pub use verify::{
     DuplicateGroup, ImageInfo, NearDuplicateGroup, SHEET_COLUMNS, VerifyReport, cross_split_duplicates,
     cross_split_near_duplicates, near_duplicate_sheet, verify,

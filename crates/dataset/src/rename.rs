@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{finish_interrupted_move, rename_no_clobber, write_atomic};
 use crate::scan::{ImageFolder, file_name, scan};
+use crate::stop::StopFlag;
 
 const JOURNAL: &str = ".gemstones-rename.json";
 
@@ -206,13 +207,13 @@ impl RenamePlan {
 
     /// Carry out the plan. See [`RenamePlan::execute_until`].
     pub fn execute(&self) -> Result<RenameSummary> {
-        self.execute_until(&|| false)
+        self.execute_until(&StopFlag::new())
     }
 
-    /// Carry out the plan, checking `cancel` before every file move (for
-    /// Ctrl-C). A cancelled run returns [`Error::Cancelled`] and leaves the
+    /// Carry out the plan, checking `stop` before every file move (for
+    /// Ctrl-C). A stopped run returns [`Error::Cancelled`] and leaves the
     /// journal, so [`rename`] or [`resume_rename`] finishes it.
-    pub fn execute_until(&self, cancel: &dyn Fn() -> bool) -> Result<RenameSummary> {
+    pub fn execute_until(&self, stop: &StopFlag) -> Result<RenameSummary> {
         if self.moves.is_empty() {
             return Ok(RenameSummary { renamed: 0, kept: self.kept, resumed: false });
         }
@@ -242,7 +243,7 @@ impl RenamePlan {
         }
         let mut journal = Journal { version: 1, phase: 1, entries };
         save_journal(&self.root, &journal)?;
-        run_journal(&self.root, &mut journal, cancel)?;
+        run_journal(&self.root, &mut journal, stop)?;
         Ok(RenameSummary { renamed: self.moves.len(), kept: self.kept, resumed: false })
     }
 }
@@ -253,7 +254,7 @@ fn save_journal(root: &Path, j: &Journal) -> Result<()> {
     write_atomic(&path, &bytes)
 }
 
-fn run_journal(root: &Path, j: &mut Journal, cancel: &dyn Fn() -> bool) -> Result<()> {
+fn run_journal(root: &Path, j: &mut Journal, stop: &StopFlag) -> Result<()> {
     if j.phase == 1 {
         for e in &j.entries {
             let (from, tmp) = (root.join(&e.from), root.join(&e.tmp));
@@ -263,7 +264,7 @@ fn run_journal(root: &Path, j: &mut Journal, cancel: &dyn Fn() -> bool) -> Resul
                 finish_interrupted_move(&from, &tmp)?;
                 continue;
             }
-            if cancel() {
+            if stop.is_stopped() {
                 return Err(Error::Cancelled);
             }
             fail::fail_point!("rename::phase1-move");
@@ -287,7 +288,7 @@ fn run_journal(root: &Path, j: &mut Journal, cancel: &dyn Fn() -> bool) -> Resul
         if finish_interrupted_move(&tmp, &to)? {
             continue;
         }
-        if cancel() {
+        if stop.is_stopped() {
             return Err(Error::Cancelled);
         }
         fail::fail_point!("rename::phase2-move");
@@ -320,17 +321,23 @@ pub fn resume_rename(root: impl AsRef<Path>) -> Result<Option<usize>> {
     let Some(mut j) = read_journal(root)? else {
         return Ok(None);
     };
-    run_journal(root, &mut j, &|| false)?;
+    run_journal(root, &mut j, &StopFlag::new())?;
     Ok(Some(j.entries.len()))
 }
 
 /// Rename every file of `root`: finish an interrupted run first, then scan,
 /// plan and execute. Re-running it after success changes nothing.
 pub fn rename(root: impl AsRef<Path>, cfg: &RenameConfig) -> Result<RenameSummary> {
+    rename_until(root, cfg, &StopFlag::new())
+}
+
+/// [`rename`], stopping before the next file move once `stop` is raised
+/// ([`Error::Cancelled`]; a re-run finishes the work).
+pub fn rename_until(root: impl AsRef<Path>, cfg: &RenameConfig, stop: &StopFlag) -> Result<RenameSummary> {
     let root = root.as_ref();
     let resumed = resume_rename(root)?.is_some();
     let plan = plan_rename(&scan(root)?, cfg)?;
-    let mut summary = plan.execute()?;
+    let mut summary = plan.execute_until(stop)?;
     summary.resumed = resumed;
     Ok(summary)
 }

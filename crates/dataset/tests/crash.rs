@@ -366,3 +366,40 @@ proptest! {
         scenario.teardown();
     }
 }
+
+/// The workspace's no-clobber writer (scraped photos): dying at any step
+/// leaves the target absent or whole, never replaces a file, and leaves
+/// only a hidden temporary that `remove_stale_temporaries` takes away.
+#[test]
+fn create_new_survives_a_crash_at_every_step() {
+    let scenario = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let body = b"a photo's bytes".to_vec();
+    let fresh = |name: &str| {
+        let root = dir.path().join(name);
+        write(&root, "Ruby/keep.jpg", b"someone's photo");
+        root
+    };
+    let op = |root: &Path| {
+        let _ = fsutil::create_new(&root.join("Ruby/new.jpg"), &body);
+    };
+    let check = |root: &Path, when: &str| {
+        let target = root.join("Ruby/new.jpg");
+        assert!(!target.exists() || fs::read(&target).unwrap() == body, "{when}: half a file");
+        fsutil::remove_stale_temporaries(root).unwrap();
+        let mut names: Vec<String> = snapshot(root).into_keys().filter(|n| !n.ends_with("new.jpg")).collect();
+        names.sort();
+        assert_eq!(names, ["Ruby/keep.jpg"], "{when}: leftovers");
+        // Done again, it finishes; a second time it refuses to replace.
+        if !target.exists() {
+            fsutil::create_new(&target, &body).unwrap();
+        }
+        assert_eq!(fs::read(&target).unwrap(), body, "{when}");
+        assert!(matches!(fsutil::create_new(&target, b"other"), Err(Error::WouldOverwrite { .. })), "{when}");
+        assert_eq!(fs::read(root.join("Ruby/keep.jpg")).unwrap(), b"someone's photo", "{when}");
+    };
+    let points = ["fsutil::create-new-synced", "fsutil::rename-noreplace", "fsutil::between-link-and-unlink"];
+    let deaths = walk_failpoints(&points, &fresh, &op, &check);
+    assert!(deaths >= 2, "{deaths}");
+    scenario.teardown();
+}

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use gemstones_dataset::synth::{SynthConfig, encode_jpeg, render_gem};
 use gemstones_dataset::*;
@@ -190,8 +189,7 @@ fn an_interrupted_rename_completes_on_rerun_at_every_interruption_point() {
         let root = dir.path().join(format!("run{stop_after}"));
         copy_tree(&template, &root);
         let plan = plan_rename(&scan(&root).unwrap(), &RenameConfig::default()).unwrap();
-        let done = AtomicUsize::new(0);
-        let err = plan.execute_until(&|| done.fetch_add(1, Ordering::SeqCst) >= stop_after).unwrap_err();
+        let err = plan.execute_until(&StopFlag::after_checks(stop_after)).unwrap_err();
         assert!(matches!(err, Error::Cancelled), "{err}");
         let folder = scan(&root).unwrap();
         assert!(folder.rename_pending);
@@ -210,8 +208,7 @@ fn a_folder_with_an_unfinished_rename_is_flagged_and_refused() {
     let root = dir.path().join("photos");
     messy_tree(&root);
     let plan = plan_rename(&scan(&root).unwrap(), &RenameConfig::default()).unwrap();
-    let done = AtomicUsize::new(0);
-    let _ = plan.execute_until(&|| done.fetch_add(1, Ordering::SeqCst) >= 2);
+    let _ = plan.execute_until(&StopFlag::after_checks(2));
     let folder = scan(&root).unwrap();
     let report = verify(&folder, &DecodeLimits::default());
     assert!(report.problems.iter().any(|p| p.kind == ProblemKind::RenamePending), "{:?}", report.problems);

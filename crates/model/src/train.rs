@@ -2,7 +2,8 @@
 //! history.
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use gemstones_dataset::StopFlag;
 use std::time::Instant;
 
 use gemstones_augment::{AugmentConfig, BatchAugmenter, Normalize};
@@ -322,28 +323,6 @@ pub struct TrainReport {
     pub seconds: f64,
     /// The model directory.
     pub model_dir: PathBuf,
-}
-
-/// A flag that asks a running training to stop after the current step
-/// (wire it to Ctrl-C); the run saves a resumable checkpoint and returns.
-#[derive(Debug, Clone, Default)]
-pub struct StopFlag(Arc<AtomicBool>);
-
-impl StopFlag {
-    /// A lowered flag.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Raise it.
-    pub fn stop(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-
-    /// Whether it was raised.
-    pub fn is_stopped(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
 }
 
 /// Progress inside an epoch, saved with a mid-epoch checkpoint.

@@ -13,6 +13,9 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// Writing a photo failed (the workspace's no-clobber writer).
+    #[error(transparent)]
+    File(#[from] gemstones_dataset::Error),
     /// A site profile file could not be parsed or is inconsistent.
     #[error("{path}: bad site profile: {reason}")]
     Profile {
@@ -64,10 +67,6 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
-    /// The run was stopped (Ctrl-C); the manifest is flushed and a re-run
-    /// resumes.
-    #[error("stopped; re-run to resume")]
-    Stopped,
 }
 
 /// `Result` with this crate's [`Error`].

@@ -1,8 +1,9 @@
 //! A scraping run: class pages, image URLs, downloads, files, manifest.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use gemstones_dataset::StopFlag;
 use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
@@ -92,7 +93,7 @@ pub struct ScrapeSummary {
 pub struct Scraper {
     profile: SiteProfile,
     cfg: ScrapeConfig,
-    stop: Arc<AtomicBool>,
+    stop: StopFlag,
 }
 
 /// A download's outcome.
@@ -108,17 +109,12 @@ impl Scraper {
     /// A scraper (the profile is validated).
     pub fn new(profile: SiteProfile, cfg: ScrapeConfig) -> Result<Self> {
         profile.validate()?;
-        Ok(Self { profile, cfg, stop: Arc::new(AtomicBool::new(false)) })
+        Ok(Self { profile, cfg, stop: StopFlag::new() })
     }
 
-    /// Raise this flag (Ctrl-C) to stop after the downloads in flight; the
-    /// manifest is complete for everything done.
-    pub fn stop_flag(&self) -> Arc<AtomicBool> {
-        self.stop.clone()
-    }
-
-    /// Use an existing stop flag.
-    pub fn with_stop_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+    /// Stop when `flag` is raised (Ctrl-C): after the downloads in flight,
+    /// with the manifest complete for everything done; a re-run resumes.
+    pub fn stop_flag(mut self, flag: StopFlag) -> Self {
         self.stop = flag;
         self
     }
@@ -194,7 +190,7 @@ impl Scraper {
         let wait_for = self.profile.wait_for.as_deref();
         let mut pages = futures::stream::iter(&classes)
             .map(|class| async move {
-                if self.stop.load(Ordering::SeqCst) {
+                if self.stop.is_stopped() {
                     return None;
                 }
                 Some((class, source.html(&class.url, wait_for).await))
@@ -254,14 +250,12 @@ impl Scraper {
             .map(|(job, manifest_done)| {
                 let (saved, bar) = (&saved, &bar);
                 async move {
-                    let fetched = if manifest_done
-                        || self.stop.load(Ordering::SeqCst)
-                        || saved.load(Ordering::SeqCst) >= limit
-                    {
-                        None
-                    } else {
-                        Some(http.get(&job.image).await)
-                    };
+                    let fetched =
+                        if manifest_done || self.stop.is_stopped() || saved.load(Ordering::SeqCst) >= limit {
+                            None
+                        } else {
+                            Some(http.get(&job.image).await)
+                        };
                     bar.inc(1);
                     (job, manifest_done, fetched)
                 }
@@ -298,7 +292,7 @@ impl Scraper {
             }
         }
         bar.finish_and_clear();
-        summary.stopped = self.stop.load(Ordering::SeqCst) || saved.load(Ordering::SeqCst) >= limit;
+        summary.stopped = self.stop.is_stopped() || saved.load(Ordering::SeqCst) >= limit;
         Ok(summary)
     }
 

@@ -5,6 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
+use gemstones_dataset::fsutil;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
@@ -211,20 +212,13 @@ impl Manifest {
     }
 }
 
-/// Write `bytes` as `dir/name` without replacing any existing file: through
-/// a temporary file and a hard link (which fails if the name exists); on a
-/// name clash, `name-1.ext`, `name-2.ext`, ... A name that already holds
-/// exactly these bytes is reused: a photo saved by a run that died before
-/// its manifest row was written is not saved twice. Returns the name used.
+/// Write `bytes` as `dir/name` without replacing any existing file (the
+/// workspace's no-clobber writer, [`fsutil::create_new`]); on a name clash,
+/// `name-1.ext`, `name-2.ext`, ... A name that already holds exactly these
+/// bytes is reused: a photo saved by a run that died before its manifest
+/// row was written is not saved twice. Returns the name used.
 pub(crate) fn save_new(dir: &Path, name: &str, bytes: &[u8]) -> Result<String> {
     std::fs::create_dir_all(dir).at(dir)?;
-    let tmp = dir.join(format!(".{}{PARTIAL}{}", name.len(), std::process::id()));
-    let tmp = unique_tmp(&tmp);
-    {
-        let mut f = File::create(&tmp).at(&tmp)?;
-        f.write_all(bytes).at(&tmp)?;
-        f.sync_all().at(&tmp)?;
-    }
     let (stem, ext) = match name.rfind('.') {
         Some(i) if i > 0 => (&name[..i], &name[i..]),
         _ => (name, ""),
@@ -232,57 +226,23 @@ pub(crate) fn save_new(dir: &Path, name: &str, bytes: &[u8]) -> Result<String> {
     for n in 0..10_000 {
         let candidate = if n == 0 { name.to_string() } else { cap_length(&format!("{stem}-{n}{ext}")) };
         let target = dir.join(&candidate);
-        match std::fs::hard_link(&tmp, &target) {
-            Ok(()) => {
-                std::fs::remove_file(&tmp).at(&tmp)?;
-                return Ok(candidate);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+        match fsutil::create_new(&target, bytes) {
+            Ok(()) => return Ok(candidate),
+            Err(gemstones_dataset::Error::WouldOverwrite { .. }) => {
                 if std::fs::read(&target).is_ok_and(|held| held == bytes) {
-                    std::fs::remove_file(&tmp).at(&tmp)?;
                     return Ok(candidate);
                 }
-                continue;
             }
-            Err(_) => {
-                // No hard links here: check, then rename.
-                if target.symlink_metadata().is_ok() {
-                    continue;
-                }
-                std::fs::rename(&tmp, &target).at(&target)?;
-                return Ok(candidate);
-            }
+            Err(e) => return Err(e.into()),
         }
     }
-    let _ = std::fs::remove_file(&tmp);
     Err(Error::Io { path: dir.join(name), source: std::io::Error::other("no free file name") })
 }
 
-/// What the names of [`save_new`]'s temporaries contain.
-const PARTIAL: &str = ".partial-";
-
 /// Remove the temporaries a scrape that died left in `out`'s class folders
-/// (hidden `.N.partial-…` files; the photos they held are fetched again).
+/// (the photos they held are fetched again).
 pub(crate) fn remove_stale_temporaries(out: &Path) -> Result<()> {
-    let Ok(classes) = std::fs::read_dir(out) else {
-        return Ok(());
-    };
-    for class in classes.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()) {
-        for entry in std::fs::read_dir(class.path()).at(class.path())?.filter_map(|e| e.ok()) {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') && name.contains(PARTIAL) {
-                std::fs::remove_file(entry.path()).at(entry.path())?;
-            }
-        }
-    }
-    Ok(())
-}
-
-fn unique_tmp(base: &Path) -> PathBuf {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    base.with_file_name(format!("{}-{n}", base.file_name().map(|f| f.to_string_lossy()).unwrap_or_default()))
+    Ok(fsutil::remove_stale_temporaries(out)?)
 }
 
 #[cfg(test)]
