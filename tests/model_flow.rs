@@ -355,6 +355,7 @@ fn fine_tuning_lite0_trains_the_head_first_then_everything_and_resumes_the_same(
             first_lr_mult: 0.1,
             last_lr_mult: 0.5,
             frozen_stages: 0,
+            keep_bn_statistics: false,
         }),
         optimizer: OptimizerConfig {
             decay_norms_and_biases: false,
@@ -385,9 +386,6 @@ fn fine_tuning_lite0_trains_the_head_first_then_everything_and_resumes_the_same(
     for name in ["_conv_stem.weight", "_blocks.7._depthwise_conv.weight", "_bn1.running_mean"] {
         assert!(!last[name].equal(imagenet.get(name).unwrap()), "{name} did not change once unfrozen");
     }
-    // The training loss goes down over the run.
-    let losses: Vec<f64> = r2.history.iter().map(|e| e.train_loss).collect();
-    assert!(losses[2] < losses[0], "{losses:?}");
 
     // The same as an uninterrupted run, step for step (the optimizer's
     // fresh start at the unfreezing is part of the run, not of resuming).
@@ -419,19 +417,47 @@ fn fine_tuning_lite0_trains_the_head_first_then_everything_and_resumes_the_same(
         assert!(!w[name].equal(imagenet.get(name).unwrap()), "{name} of a trained stage did not change");
     }
 
+    // Batch-norm statistics kept (Keras' advice): after the unfreezing the
+    // whole body learns, its scales and shifts too, but every running
+    // mean and variance stays ImageNet's.
+    let ft3 = FineTune { keep_bn_statistics: true, ..cfg.fine_tune.unwrap() };
+    let kept = tmp.path().join("kept");
+    Trainer::new(model.clone(), TrainConfig { fine_tune: Some(ft3), epochs: 2, ..cfg.clone() })
+        .unwrap()
+        .progress(false)
+        .run(set.clone(), &pre, &kept)
+        .unwrap();
+    let w = tensors(&kept.join("last/weights.safetensors"));
+    for name in ["_bn0.running_mean", "_blocks.7._bn1.running_var", "_bn1.running_mean"] {
+        assert!(w[name].equal(imagenet.get(name).unwrap()), "{name} changed with the statistics kept");
+    }
+    for name in ["_conv_stem.weight", "_bn0.weight", "_blocks.7._bn1.bias", "_conv_head.weight"] {
+        assert!(!w[name].equal(imagenet.get(name).unwrap()), "{name} did not learn with the statistics kept");
+    }
+
     // The model directory predicts without the pretrained file.
     let spec = std::fs::read_to_string(full.join("config.json")).unwrap();
     assert!(!spec.contains(".pth"), "config.json refers to the pretrained file: {spec}");
     let clf = Classifier::load(&full).unwrap();
     let eval = evaluate(&clf, &set, None).unwrap();
     assert_eq!(eval.images, 30);
+    // It learned: on its photos (without augmentation) the loss is below
+    // chance, ln 3 for three classes. (The per-epoch training loss of nine
+    // augmented steps is too noisy to compare.)
+    assert!(eval.loss < 3f64.ln(), "loss {} after fine-tuning", eval.loss);
 }
 
 #[test]
 fn fine_tuning_needs_a_pretrainable_network_and_a_real_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
     let (set, pre) = tiny_set(&tmp.path().join("photos"));
-    let ft = FineTune { frozen_epochs: 1, first_lr_mult: 0.1, last_lr_mult: 0.5, frozen_stages: 0 };
+    let ft = FineTune {
+        frozen_epochs: 1,
+        first_lr_mult: 0.1,
+        last_lr_mult: 0.5,
+        frozen_stages: 0,
+        keep_bn_statistics: false,
+    };
     let err = Trainer::new(tiny_model(), TrainConfig { fine_tune: Some(ft), ..tiny_train(2) })
         .unwrap()
         .progress(false)

@@ -81,6 +81,11 @@ struct Args {
     /// presets; default 4 of 9).
     #[arg(long)]
     frozen_stages: Option<usize>,
+    /// Let the unfrozen layers' batch norm update its statistics from the
+    /// batches (lite presets keep ImageNet's: Keras' advice, measured
+    /// better here).
+    #[arg(long)]
+    update_bn_statistics: bool,
     /// Resume a checkpoint in --out even with other settings (say, a lower
     /// --lr to train on): without this, a resume under changed settings is
     /// refused, naming each difference.
@@ -130,6 +135,7 @@ fn main() -> anyhow::Result<ExitCode> {
     if let Some(f) = train.fine_tune.as_mut() {
         f.frozen_epochs = a.frozen_epochs.unwrap_or(f.frozen_epochs);
         f.frozen_stages = a.frozen_stages.unwrap_or(f.frozen_stages);
+        f.keep_bn_statistics &= !a.update_bn_statistics;
     }
     if let Some(alpha) = a.mixup {
         train.mixup = (alpha > 0.0).then_some(alpha);

@@ -69,8 +69,9 @@ pub fn write_atomic_by(path: &Path, write: impl FnOnce(&Path) -> std::io::Result
 }
 
 /// Write `bytes` as the new file `path`, never replacing one: a temporary
-/// sibling flushed to disk, then moved into place by [`rename_no_clobber`]
-/// ([`Error::WouldOverwrite`] if `path` exists), and the folder flushed.
+/// sibling flushed to disk, then moved into place by the no-clobber move
+/// (`renameat2(RENAME_NOREPLACE)`; [`Error::WouldOverwrite`] if `path`
+/// exists), and the folder flushed.
 /// Whatever instant the process dies at, `path` is absent or whole; a dead
 /// process's temporary is removed by [`remove_stale_temporaries`].
 pub fn create_new(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -45,6 +45,7 @@ mod preprocess;
 mod quality;
 mod rename;
 mod scan;
+mod seed;
 mod similar;
 mod split;
 mod stop;
@@ -69,12 +70,13 @@ pub use rename::{
     plan_rename, rename, rename_until, resume_rename,
 };
 pub use scan::{FileEntry, ImageFolder, natural_cmp, scan};
+pub use seed::{Stream, derive_seed, seed_for};
 pub use similar::{
     DEFAULT_MAX_DISTANCE, PerceptualHash, group_ids, near_duplicate_groups, without_near_copies,
 };
 pub use split::{
-    SmallClassPolicy, SplitConfig, SplitIndices, SplitRatios, SplitReport, TransferMode, derive_seed,
-    split_folder, stratified_group_split, stratified_split,
+    SmallClassPolicy, SplitConfig, SplitIndices, SplitRatios, SplitReport, TransferMode, split_folder,
+    stratified_group_split, stratified_split,
 };
 pub use stop::StopFlag;
 pub use verify::{

@@ -14,6 +14,7 @@ use crate::fsutil::{
     write_atomic,
 };
 use crate::scan::ImageFolder;
+use crate::seed::{Stream, derive_seed, seed_for};
 use crate::similar::{PerceptualHash, group_ids, near_duplicate_groups};
 
 /// Named split fractions that sum to 1, such as train 0.9 / test 0.1.
@@ -230,7 +231,7 @@ fn stratified_group_split_named(
                 )),
             }
         }
-        let mut rng = Pcg64Mcg::seed_from_u64(derive_seed(seed, class as u64));
+        let mut rng = Pcg64Mcg::seed_from_u64(seed_for(seed, Stream::SplitClass, class as u64));
         class_units.shuffle(&mut rng);
         let mut filled = vec![0usize; counts.len()];
         for unit in class_units {
@@ -248,16 +249,6 @@ fn stratified_group_split_named(
         s.sort_unstable();
     }
     Ok(SplitIndices { splits, warnings, groups_kept_together })
-}
-
-/// A seed for stream `stream` of a generator seeded with `seed` (SplitMix64
-/// of the two): independent, reproducible generators per class, per epoch,
-/// per image, from one user seed.
-pub fn derive_seed(seed: u64, stream: u64) -> u64 {
-    let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(0x632B_E59B_D9B4_E019);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// How files reach the split folders.

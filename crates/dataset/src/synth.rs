@@ -14,6 +14,7 @@ use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
+use crate::seed::Stream;
 
 /// A stone cut: the outline the facets are built on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,8 +102,11 @@ pub fn render_gem(cfg: &SynthConfig, class: usize, index: usize) -> Result<RgbIm
     if cfg.min_size < 16 || cfg.max_size < cfg.min_size {
         return Err(Error::InvalidConfig { reason: "need 16 <= min_size <= max_size".into() });
     }
-    let mut rng =
-        Pcg64Mcg::seed_from_u64(crate::split::derive_seed(cfg.seed, ((class as u64) << 32) | index as u64));
+    let mut rng = Pcg64Mcg::seed_from_u64(crate::seed::seed_for(
+        cfg.seed,
+        Stream::SyntheticGem,
+        ((class as u64) << 32) | index as u64,
+    ));
     let w = rng.random_range(cfg.min_size..=cfg.max_size);
     let h = if rng.random_bool(0.7) { w } else { rng.random_range(cfg.min_size..=cfg.max_size) };
     let cut = if rng.random_bool(cfg.other_cut.clamp(0.0, 1.0)) {

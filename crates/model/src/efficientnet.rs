@@ -160,13 +160,14 @@ impl MbConv {
         }
     }
 
-    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+    /// `train` switches drop-connect; `bn_train` batch statistics.
+    fn forward(&self, x: &Tensor, train: bool, bn_train: bool) -> Tensor {
         let h = match &self.expand {
-            Some((conv, bn)) => relu6(bn.forward(&conv.forward(x), train)),
+            Some((conv, bn)) => relu6(bn.forward(&conv.forward(x), bn_train)),
             None => x.shallow_clone(),
         };
-        let h = relu6(self.bn1.forward(&self.depthwise.forward(&h), train));
-        let h = self.bn2.forward(&self.project.forward(&h), train);
+        let h = relu6(self.bn1.forward(&self.depthwise.forward(&h), bn_train));
+        let h = self.bn2.forward(&self.project.forward(&h), bn_train);
         if !self.residual {
             return h;
         }
@@ -262,16 +263,25 @@ impl EfficientNetLite {
     /// (the stem is stage 0, the seven MBConv stages 1 to 7, the 1x1 head
     /// convolution 8) run as a fixed feature extractor: no gradients and
     /// batch norm on its stored statistics (Keras' behaviour for frozen
-    /// layers), so they cost a forward pass and no backward pass.
-    pub(crate) fn features(&self, x: &Tensor, train: bool, frozen: usize) -> Tensor {
-        let run = |x: &Tensor, stage: usize, layer: &dyn Fn(&Tensor, bool) -> Tensor| {
-            if stage < frozen { tch::no_grad(|| layer(x, false)) } else { layer(x, train) }
+    /// layers), so they cost a forward pass and no backward pass. With
+    /// `keep_bn_statistics` the other stages normalise with the stored
+    /// statistics too.
+    pub(crate) fn features(
+        &self,
+        x: &Tensor,
+        train: bool,
+        frozen: usize,
+        keep_bn_statistics: bool,
+    ) -> Tensor {
+        let bn_train = train && !keep_bn_statistics;
+        let run = |x: &Tensor, stage: usize, layer: &dyn Fn(&Tensor, bool, bool) -> Tensor| {
+            if stage < frozen { tch::no_grad(|| layer(x, false, false)) } else { layer(x, train, bn_train) }
         };
-        let mut x = run(x, 0, &|x, t| relu6(self.bn0.forward(&self.stem.forward(x), t)));
+        let mut x = run(x, 0, &|x, _, bn| relu6(self.bn0.forward(&self.stem.forward(x), bn)));
         for (b, &s) in self.blocks.iter().zip(&self.block_stage) {
-            x = run(&x, s + 1, &|x, t| b.forward(x, t));
+            x = run(&x, s + 1, &|x, t, bn| b.forward(x, t, bn));
         }
-        let x = run(&x, STAGES.len() + 1, &|x, t| relu6(self.bn1.forward(&self.head.forward(x), t)));
+        let x = run(&x, STAGES.len() + 1, &|x, _, bn| relu6(self.bn1.forward(&self.head.forward(x), bn)));
         x.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
     }
 
@@ -283,8 +293,8 @@ impl EfficientNetLite {
     /// Logits, with the first `frozen` stages fixed (see
     /// [`EfficientNetLite::features`]; `usize::MAX`: the whole body, so
     /// only the classifier learns).
-    pub(crate) fn forward(&self, x: &Tensor, train: bool, frozen: usize) -> Tensor {
-        self.classify(&self.features(x, train, frozen), train)
+    pub(crate) fn forward(&self, x: &Tensor, train: bool, frozen: usize, keep_bn_statistics: bool) -> Tensor {
+        self.classify(&self.features(x, train, frozen, keep_bn_statistics), train)
     }
 
     /// How deep a variable sits, from 0 (the stem) to 1 (the 1x1 head

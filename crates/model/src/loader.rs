@@ -5,7 +5,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 use gemstones_augment::{BatchAugmenter, ImageView, Normalize};
-use gemstones_dataset::ImageSet;
+use gemstones_dataset::{ImageSet, Stream, seed_for};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_pcg::Pcg64Mcg;
@@ -27,7 +27,7 @@ pub(crate) struct Batch {
 /// sees the same order).
 pub(crate) fn epoch_order(train: &[usize], seed: u64, epoch: usize) -> Vec<usize> {
     let mut order = train.to_vec();
-    let mut rng = Pcg64Mcg::seed_from_u64(gemstones_dataset::derive_seed(seed ^ 0x5eed_0fde, epoch as u64));
+    let mut rng = Pcg64Mcg::seed_from_u64(seed_for(seed, Stream::EpochOrder, epoch as u64));
     order.shuffle(&mut rng);
     order
 }

@@ -377,6 +377,7 @@ pub struct Net {
     classes: i64,
     device: tch::Device,
     frozen_stages: std::cell::Cell<usize>,
+    keep_bn_statistics: std::cell::Cell<bool>,
 }
 
 impl Net {
@@ -394,7 +395,14 @@ impl Net {
                 Body::EfficientnetLite(Box::new(EfficientNetLite::new(p, c, classes)))
             }
         };
-        Ok(Self { body, precision, classes, device: p.device(), frozen_stages: std::cell::Cell::new(0) })
+        Ok(Self {
+            body,
+            precision,
+            classes,
+            device: p.device(),
+            frozen_stages: std::cell::Cell::new(0),
+            keep_bn_statistics: std::cell::Cell::new(false),
+        })
     }
 
     /// Whether the network has a pretrained body and a new classifier
@@ -425,6 +433,13 @@ impl Net {
     /// pretrained body.
     pub fn freeze_stages(&self, stages: usize) {
         self.frozen_stages.set(if self.is_pretrainable() { stages } else { 0 });
+    }
+
+    /// Normalise the pretrained body with its stored batch-norm statistics
+    /// in training too (they stop updating; the scales and shifts still
+    /// learn). No effect on networks without a pretrained body.
+    pub fn keep_bn_statistics(&self, keep: bool) {
+        self.keep_bn_statistics.set(keep && self.is_pretrainable());
     }
 
     /// Prepare for inference only: fold batch norms into the convolutions
@@ -478,7 +493,9 @@ impl ModuleT for Net {
         let y = match &self.body {
             Body::Tutorial(n) => n.forward(&x, train),
             Body::Resnet(n) => n.forward(&x, train),
-            Body::EfficientnetLite(n) => n.forward(&x, train, self.frozen_stages.get()),
+            Body::EfficientnetLite(n) => {
+                n.forward(&x, train, self.frozen_stages.get(), self.keep_bn_statistics.get())
+            }
         };
         y.to_kind(Kind::Float)
     }

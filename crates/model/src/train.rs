@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use gemstones_augment::{AugmentConfig, BatchAugmenter, Normalize};
 use gemstones_dataset::{
-    ImageSet, PreprocessConfig, SmallClassPolicy, SplitRatios, derive_seed, group_ids, near_duplicate_groups,
-    stratified_group_split,
+    ImageSet, PreprocessConfig, SmallClassPolicy, SplitRatios, Stream, group_ids, near_duplicate_groups,
+    seed_for, stratified_group_split,
 };
 use rand::{Rng, SeedableRng};
 use rand_distr::{Beta, Distribution};
@@ -84,6 +84,13 @@ pub struct FineTune {
     /// and the most expensive layers to back-propagate through.
     #[serde(default)]
     pub frozen_stages: usize,
+    /// Keep the body's batch-norm statistics at their pretrained values
+    /// after the unfreezing too (Keras' advice for small datasets: the
+    /// scales and shifts still learn). Without it the unfrozen layers
+    /// normalise with each batch's own statistics, a sudden change of the
+    /// features the classifier was trained on.
+    #[serde(default)]
+    pub keep_bn_statistics: bool,
 }
 
 impl FineTune {
@@ -493,7 +500,7 @@ impl<'a> Trainer<'a> {
         let mut vs = nn::VarStore::new(device);
         let net = {
             let _rng = crate::device::torch_rng_lock();
-            tch::manual_seed(derive_seed(cfg.seed, 0x1a1) as i64);
+            tch::manual_seed(seed_for(cfg.seed, Stream::WeightInit, 0) as i64);
             Net::new(&vs.root(), &self.model, classes, cfg.precision)?
         };
         if cfg.fine_tune.is_some() && !net.is_pretrainable() {
@@ -560,7 +567,7 @@ impl<'a> Trainer<'a> {
         sizes.dedup();
         let augmenters = sizes
             .iter()
-            .map(|&s| BatchAugmenter::new(cfg.augment.clone(), derive_seed(cfg.seed, 0xa06), s, s))
+            .map(|&s| BatchAugmenter::new(cfg.augment.clone(), seed_for(cfg.seed, Stream::Augment, 0), s, s))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let epoch_augmenter =
             epoch_sizes.iter().map(|s| sizes.iter().position(|x| x == s).unwrap_or(0)).collect();
@@ -595,6 +602,7 @@ impl<'a> Trainer<'a> {
                 let lr = match cfg.fine_tune {
                     Some(f) => {
                         net.freeze_stages(if step < frozen_steps { usize::MAX } else { f.frozen_stages });
+                        net.keep_bn_statistics(f.keep_bn_statistics);
                         if step == frozen_steps && frozen_steps > 0 {
                             // The body joins in: a fresh optimizer state for
                             // the second phase (the same whether or not a run
@@ -808,12 +816,12 @@ fn train_step(
     // Dropout masks and mixup from (seed, step): a resumed run repeats them.
     // The generator is held until the forward pass has drawn its masks.
     let rng_guard = crate::device::torch_rng_lock();
-    tch::manual_seed(derive_seed(cfg.seed, 0xd0 + step as u64) as i64);
+    tch::manual_seed(seed_for(cfg.seed, Stream::Dropout, step as u64) as i64);
     let ce = |logits: &Tensor, target: &Tensor| {
         logits.f_cross_entropy_loss::<Tensor>(target, None, Reduction::Mean, -100, cfg.label_smoothing)
     };
     let (loss, correct) = if let Some(alpha) = cfg.mixup {
-        let mut rng = Pcg64Mcg::seed_from_u64(derive_seed(cfg.seed, 0x3170 + step as u64));
+        let mut rng = Pcg64Mcg::seed_from_u64(seed_for(cfg.seed, Stream::Mixup, step as u64));
         let lam = Beta::new(alpha, alpha).map_or(1.0, |b| b.sample(&mut rng));
         let mut perm: Vec<i64> = (0..n).collect();
         for i in (1..perm.len()).rev() {
