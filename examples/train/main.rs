@@ -54,8 +54,8 @@ struct Args {
     #[arg(long)]
     seed: Option<u64>,
     /// Compute precision: bf16 (fast on CPUs with AVX512-BF16) or f32.
-    #[arg(long, value_parser = ["bf16", "f32"])]
-    precision: Option<String>,
+    #[arg(long)]
+    precision: Option<Precision>,
     /// libtorch threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -141,8 +141,8 @@ fn main() -> anyhow::Result<ExitCode> {
         train.mixup = (alpha > 0.0).then_some(alpha);
     }
     check_pretrained(&train)?;
-    if let Some(p) = a.precision.as_deref() {
-        train.precision = if p == "f32" { Precision::F32 } else { Precision::Bf16 };
+    if let Some(p) = a.precision {
+        train.precision = p;
     }
     let name =
         a.photos.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "photos".into());

@@ -61,8 +61,8 @@ struct Args {
     #[arg(long)]
     threads: Option<usize>,
     /// Compute precision (default: the preset's: bf16, f32 for lite0/lite2).
-    #[arg(long, value_parser = ["bf16", "f32"])]
-    precision: Option<String>,
+    #[arg(long)]
+    precision: Option<Precision>,
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -98,7 +98,7 @@ fn main() -> anyhow::Result<ExitCode> {
     cfg.seed = a.seed;
     cfg.train_fraction = a.train_fraction;
     cfg.threads = a.threads;
-    cfg.precision = a.precision.map(|p| if p == "f32" { Precision::F32 } else { Precision::Bf16 });
+    cfg.precision = a.precision;
     println!("gemstones workflow -> {}", a.run_dir.display());
     let out = match run(&cfg, stop_on_ctrl_c(), &mut |line| println!("{line}")) {
         Err(WorkflowError::Stopped) => {

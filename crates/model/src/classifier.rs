@@ -231,9 +231,8 @@ impl Classifier {
         let rows: Vec<Vec<f32>> = Vec::try_from(probs).unwrap_or_default();
         rows.into_iter()
             .map(|row| {
-                let mut ids: Vec<usize> = (0..row.len()).collect();
-                ids.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
-                ids.into_iter()
+                crate::eval::ranking(&row)
+                    .into_iter()
                     .take(k)
                     .map(|id| Prediction {
                         class: self.classes.name(id).unwrap_or("?").to_string(),

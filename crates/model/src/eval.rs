@@ -75,6 +75,29 @@ pub struct Evaluation {
 /// How many of the highest-loss images an [`Evaluation`] keeps.
 pub const TOP_LOSSES_KEPT: usize = 100;
 
+/// Class ids of one row of scores, best first; equal scores in class-id
+/// order. The one ranking behind every top-1/top-k figure (validation
+/// during training, [`evaluate`], [`Classifier::top_k`]), so they cannot
+/// disagree on ties.
+pub(crate) fn ranking(row: &[f32]) -> Vec<usize> {
+    let mut ids: Vec<usize> = (0..row.len()).collect();
+    // Stable: ties keep the lower id first.
+    ids.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+    ids
+}
+
+/// Top-1 and top-5 accuracy of rows of scores against labels.
+pub(crate) fn topk_accuracy(rows: &[Vec<f32>], labels: &[i64]) -> (f64, f64) {
+    let (mut top1, mut top5) = (0usize, 0usize);
+    for (row, &label) in rows.iter().zip(labels) {
+        let order = ranking(row);
+        top1 += usize::from(order.first().is_some_and(|&c| c as i64 == label));
+        top5 += usize::from(order.iter().take(5).any(|&c| c as i64 == label));
+    }
+    let n = labels.len().max(1) as f64;
+    (top1 as f64 / n, top5 as f64 / n)
+}
+
 /// Evaluate a classifier on (a subset of) a preprocessed image set whose
 /// classes are named like the model's (the set may hold fewer classes).
 pub fn evaluate(clf: &Classifier, set: &ImageSet, indices: Option<&[usize]>) -> Result<Evaluation> {
@@ -104,14 +127,12 @@ pub fn evaluate(clf: &Classifier, set: &ImageSet, indices: Option<&[usize]>) -> 
     };
     let rows: Vec<Vec<f32>> = Vec::try_from(&probs).map_err(Error::Torch)?;
     let mut confusion = vec![vec![0u32; c]; c];
-    let (mut top1, mut top5) = (0usize, 0usize);
+    let (top1, top5) = topk_accuracy(&rows, &labels);
     let mut misclassified = Vec::new();
     let mut top_losses = Vec::with_capacity(n);
     for (k, row) in rows.iter().enumerate() {
         let truth = labels[k] as usize;
-        let mut order: Vec<usize> = (0..c).collect();
-        order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
-        let pred = order[0];
+        let pred = ranking(row).first().copied().unwrap_or(0);
         top_losses.push(ImageLoss {
             index: idx[k],
             file: set.files[idx[k]].clone(),
@@ -122,8 +143,6 @@ pub fn evaluate(clf: &Classifier, set: &ImageSet, indices: Option<&[usize]>) -> 
             loss: -f64::from(row[truth]).max(1e-12).ln(),
         });
         confusion[truth][pred] += 1;
-        top1 += usize::from(pred == truth);
-        top5 += usize::from(order.iter().take(5).any(|&o| o == truth));
         if pred != truth {
             misclassified.push(Misclassified {
                 index: idx[k],
@@ -162,12 +181,11 @@ pub fn evaluate(clf: &Classifier, set: &ImageSet, indices: Option<&[usize]>) -> 
     } else {
         present.iter().map(|m| m.f1).sum::<f64>() / present.len() as f64
     };
-    let denom = n.max(1) as f64;
     Ok(Evaluation {
         images: n,
         loss,
-        top1: top1 as f64 / denom,
-        top5: top5 as f64 / denom,
+        top1,
+        top5,
         macro_f1,
         classes: clf.classes().names().to_vec(),
         per_class,

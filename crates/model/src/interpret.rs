@@ -232,6 +232,16 @@ mod tests {
     }
 
     #[test]
+    fn ties_rank_by_class_id_everywhere() {
+        assert_eq!(crate::eval::ranking(&[0.2, 0.4, 0.4, 0.0]), [1, 2, 0, 3]);
+        // A tie for first: class 1 is the prediction, so label 2 is a top-5
+        // hit but not a top-1 hit.
+        let rows = vec![vec![0.2, 0.4, 0.4, 0.0]];
+        assert_eq!(crate::eval::topk_accuracy(&rows, &[1]), (1.0, 1.0));
+        assert_eq!(crate::eval::topk_accuracy(&rows, &[2]), (0.0, 1.0));
+    }
+
+    #[test]
     fn most_confused_lists_pairs_at_or_above_the_minimum_most_first() {
         let pairs = garnets().most_confused(2);
         let names: Vec<(&str, &str, u32)> =

@@ -199,6 +199,21 @@ pub enum Precision {
     Bf16,
 }
 
+impl std::str::FromStr for Precision {
+    type Err = Error;
+
+    /// `f32` or `bf16` (any case), as in config files.
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" => Ok(Self::F32),
+            "bf16" => Ok(Self::Bf16),
+            other => {
+                Err(Error::InvalidConfig { reason: format!("precision {other:?}: expected f32 or bf16") })
+            }
+        }
+    }
+}
+
 /// ReLU in place: every tensor it is given is a fresh layer output that
 /// nothing else holds (convolution, dense and batch-norm backward passes
 /// need their inputs, not their outputs), so no activation-sized copy is
@@ -529,6 +544,14 @@ pub fn channels_last(t: &Tensor) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn precision_parses_its_names_and_refuses_others() {
+        assert_eq!("f32".parse::<Precision>().unwrap(), Precision::F32);
+        assert_eq!("BF16".parse::<Precision>().unwrap(), Precision::Bf16);
+        let e = "bf32".parse::<Precision>().unwrap_err().to_string();
+        assert!(e.contains("bf32") && e.contains("f32 or bf16"), "{e}");
+    }
     use tch::Device;
 
     fn count(cfg: &ModelConfig, classes: usize) -> i64 {

@@ -883,7 +883,8 @@ impl ValSet {
         let y = Tensor::f_from_slice(&self.y)?;
         let loss =
             f64::try_from(logits.f_cross_entropy_loss::<Tensor>(&y, None, Reduction::Mean, -100, 0.0)?)?;
-        let (top1, top5) = topk_accuracy(&logits, &y)?;
+        let rows: Vec<Vec<f32>> = Vec::try_from(&logits).map_err(Error::Torch)?;
+        let (top1, top5) = crate::eval::topk_accuracy(&rows, &self.y);
         Ok((Some(loss), Some(top1), Some(top5)))
     }
 }
@@ -902,17 +903,6 @@ pub(crate) fn logits_of(net: &Net, x: &[f32], img_len: usize, size: i64) -> Resu
         }
         Ok(Tensor::f_cat(&outs, 0)?)
     })
-}
-
-/// Top-1 and top-5 accuracy of logits against labels.
-pub(crate) fn topk_accuracy(logits: &Tensor, y: &Tensor) -> Result<(f64, f64)> {
-    let n = y.size()[0] as f64;
-    let k = logits.size()[1].min(5);
-    let (_, top) = logits.f_topk(k, -1, true, true)?;
-    let hits = top.f_eq_tensor(&y.f_unsqueeze(1)?)?;
-    let top1 = f64::try_from(hits.f_narrow(1, 0, 1)?.to_kind(Kind::Float).sum(Kind::Float))? / n;
-    let top5 = f64::try_from(hits.to_kind(Kind::Float).sum(Kind::Float))? / n;
-    Ok((top1, top5))
 }
 
 #[cfg(test)]
