@@ -3,13 +3,14 @@
 //! "die" there (a panic caught here); resuming then ends with exactly the
 //! weights and history of an uninterrupted run, and nothing half-written or
 //! temporary is left in the model directory.
+mod common;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::Arc;
 
 use gemstones_augment::AugmentConfig;
-use gemstones_dataset::synth::{SynthConfig, default_classes, write_synthetic_set};
-use gemstones_dataset::{ImageSet, PreprocessConfig, preprocess_folder, scan};
+use gemstones_dataset::{ImageSet, PreprocessConfig};
 use gemstones_model::{ModelConfig, Precision, ResNetConfig, TrainConfig, TrainReport, Trainer};
 
 fn tiny() -> (ModelConfig, TrainConfig) {
@@ -74,17 +75,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 fn training_survives_a_crash_at_every_checkpoint_write_step() {
     let scenario = fail::FailScenario::setup();
     let tmp = tempfile::tempdir().unwrap();
-    let photos = tmp.path().join("photos");
-    let synth = SynthConfig {
-        per_class: 8,
-        min_size: 40,
-        max_size: 56,
-        classes: default_classes().into_iter().take(3).collect(),
-        ..SynthConfig::default()
-    };
-    write_synthetic_set(&photos, &synth).unwrap();
-    let pre = PreprocessConfig { size: 36, ..PreprocessConfig::default() };
-    let set = Arc::new(preprocess_folder(&scan(&photos).unwrap(), &pre, &|_| {}).unwrap().set);
+    let (set, pre) = common::tiny_set(tmp.path(), 3, 8, 36);
 
     let reference_dir = tmp.path().join("reference");
     let reference = train(&set, &pre, &reference_dir);
@@ -122,17 +113,7 @@ fn training_survives_a_crash_at_every_checkpoint_write_step() {
 fn a_dead_augmentation_thread_is_an_error_not_a_completed_run() {
     let scenario = fail::FailScenario::setup();
     let tmp = tempfile::tempdir().unwrap();
-    let photos = tmp.path().join("photos");
-    let synth = SynthConfig {
-        per_class: 6,
-        min_size: 40,
-        max_size: 56,
-        classes: default_classes().into_iter().take(2).collect(),
-        ..SynthConfig::default()
-    };
-    write_synthetic_set(&photos, &synth).unwrap();
-    let pre = PreprocessConfig { size: 36, ..PreprocessConfig::default() };
-    let set = Arc::new(preprocess_folder(&scan(&photos).unwrap(), &pre, &|_| {}).unwrap().set);
+    let (set, pre) = common::tiny_set(tmp.path(), 2, 6, 36);
     // The loader thread panics while making its third batch (epoch 2).
     fail::cfg("loader::batch", "2*off->panic(augmentation broke)").unwrap();
     let (model, cfg) = tiny();

@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use gemstones_augment::{AugmentConfig, AugmentParams, BatchAugmenter, ImageView, Normalize};
-use gemstones_dataset::synth::{SynthConfig, default_classes, write_synthetic_set};
-use gemstones_dataset::{ImageSet, PreprocessConfig, preprocess_folder, scan};
+use gemstones_dataset::{ImageSet, PreprocessConfig};
 use gemstones_model::{
     Classifier, EfficientNetLiteConfig, ExportInfo, ModelConfig, Precision, ResNetConfig, TrainConfig,
     Trainer, TutorialCnnConfig,
@@ -15,21 +14,6 @@ use gemstones_model::{
 use tch::{CModule, Kind, Tensor};
 
 const PREPROCESSED: u32 = 40;
-
-fn tiny_set(dir: &Path) -> (Arc<ImageSet>, PreprocessConfig) {
-    let photos = dir.join("photos");
-    let synth = SynthConfig {
-        per_class: 5,
-        min_size: 40,
-        max_size: 56,
-        classes: default_classes().into_iter().take(3).collect(),
-        ..SynthConfig::default()
-    };
-    write_synthetic_set(&photos, &synth).unwrap();
-    let pre = PreprocessConfig { size: PREPROCESSED, ..PreprocessConfig::default() };
-    let set = preprocess_folder(&scan(&photos).unwrap(), &pre, &|_| {}).unwrap().set;
-    (Arc::new(set), pre)
-}
 
 fn train(
     model: ModelConfig,
@@ -68,7 +52,7 @@ fn module_input(set: &ImageSet, side: u32) -> Tensor {
 
 fn check_export(model: ModelConfig, precision: Precision, pretrained: Option<PathBuf>, tolerance: f64) {
     let tmp = tempfile::tempdir().unwrap();
-    let (set, pre) = tiny_set(tmp.path());
+    let (set, pre) = common::tiny_set(tmp.path(), 3, 5, PREPROCESSED);
     let model_dir = tmp.path().join("model");
     train(model, precision, pretrained, &set, &pre, &model_dir);
     let clf = Classifier::load(&model_dir).unwrap();
