@@ -190,17 +190,6 @@ pub fn stop_on_ctrl_c() -> StopFlag {
     flag
 }
 
-/// A progress bar on stderr; invisible when stderr is not a terminal.
-pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(len);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
-        "{what:>12} {{bar:30}} {{pos}}/{{len}} [{{elapsed_precise}}]"
-    )) {
-        bar.set_style(style);
-    }
-    bar
-}
-
 /// Whether class folders without any file become classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmptyClasses {
@@ -233,7 +222,7 @@ pub fn prepare(
             scanned = scanned.without_empty_classes()?;
         }
     }
-    let bar = progress(scanned.files.len() as u64, "preprocess");
+    let bar = gemstones_dataset::progress_bar(scanned.files.len() as u64, "images preprocessed", true);
     let out = gemstones_dataset::load_or_build(&scanned, cfg, cache, &|n| bar.inc(n));
     bar.finish_and_clear();
     out

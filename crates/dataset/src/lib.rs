@@ -42,6 +42,7 @@ mod error;
 pub mod fsutil;
 mod grid;
 mod preprocess;
+mod progress;
 mod quality;
 mod rename;
 mod scan;
@@ -64,6 +65,7 @@ pub use preprocess::{
     CropBox, Fit, GemCrop, ImageSet, PreprocessConfig, Preprocessed, Preprocessor, ResizeFilter,
     preprocess_folder,
 };
+pub use progress::progress_bar;
 pub use quality::{Quality, QualityFlag, QualityLimits};
 pub use rename::{
     RenameConfig, RenameMove, RenamePlan, RenameSummary, canonical_name, journal_path, pending_rename,

@@ -711,16 +711,7 @@ impl<'a> Trainer<'a> {
     }
 
     fn progress_bar(&self, len: u64) -> indicatif::ProgressBar {
-        if !self.progress {
-            return indicatif::ProgressBar::hidden();
-        }
-        let bar = indicatif::ProgressBar::new(len);
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} batches {msg} [{elapsed_precise}]")
-        {
-            bar.set_style(style);
-        }
-        bar
+        gemstones_dataset::progress_bar(len, "batches", self.progress)
     }
 }
 

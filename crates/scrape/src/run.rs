@@ -223,16 +223,7 @@ impl Scraper {
         drop(pages);
         summary.images_found = jobs.len();
 
-        let bar = if self.cfg.progress {
-            indicatif::ProgressBar::new(jobs.len() as u64)
-        } else {
-            indicatif::ProgressBar::hidden()
-        };
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} images {msg} [{elapsed_precise}]")
-        {
-            bar.set_style(style);
-        }
+        let bar = gemstones_dataset::progress_bar(jobs.len() as u64, "images", self.cfg.progress);
         let limit = self.cfg.max_images.unwrap_or(usize::MAX);
         let saved = AtomicUsize::new(0);
         let jobs: Vec<(Job, bool)> = jobs
