@@ -8,7 +8,7 @@ use gemstones::dataset::{self, PreprocessConfig};
 fn images() -> (Vec<u8>, usize) {
     const N: usize = 256;
     let len = 220 * 220 * 3;
-    if let Some(dir) = dataset::testdata::shared_train_dir() {
+    if let Some(dir) = gemstones_testkit::shared_train_dir() {
         let mut folder = dataset::scan(dir).expect("scan");
         folder.files.truncate(N);
         let cfg = PreprocessConfig { size: 220, crop: None, ..PreprocessConfig::default() };

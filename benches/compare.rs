@@ -17,7 +17,7 @@ use serde_json::json;
 use tch::nn::{ModuleT, OptimizerConfig};
 
 fn data_dir(arg: Option<String>) -> PathBuf {
-    arg.map(PathBuf::from).or_else(dataset::testdata::shared_train_dir).unwrap_or_else(|| {
+    arg.map(PathBuf::from).or_else(gemstones_testkit::shared_train_dir).unwrap_or_else(|| {
         eprintln!("no image folder: pass one, or set GEMSTONES_TRAIN_DIR");
         std::process::exit(2)
     })

@@ -14,7 +14,7 @@ use gemstones::dataset::{self, DecodeLimits, PerceptualHash, Quality, QualityLim
 use rand::{Rng, SeedableRng};
 
 fn real_set(c: &mut Criterion) {
-    let Some(dir) = dataset::testdata::shared_train_dir() else {
+    let Some(dir) = gemstones_testkit::shared_train_dir() else {
         eprintln!("real photographs not found: skipping the verify benchmarks");
         return;
     };

@@ -1,8 +1,7 @@
 //! Our pages in a real browser: headless Chromium through chromedriver
 //! (the same ones the scraping tests use). Under CI (`GEMSTONES_CI`) a
 //! missing chromedriver fails the test; elsewhere it is skipped loudly.
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 use fantoccini::wd::WebDriverCompatibleCommand;
 
@@ -23,39 +22,6 @@ pub struct PageCheck {
     pub screenshot: Vec<u8>,
 }
 
-fn chromedriver() -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join("chromedriver"))
-        .find(|p| p.is_file())
-}
-
-struct Driver(std::process::Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_chromedriver(bin: &Path) -> (Driver, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = std::process::Command::new(bin)
-        .arg(format!("--port={port}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start chromedriver");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (Driver(child), port)
-}
-
 /// chromedriver's console log (`goog:loggingPrefs`), which W3C WebDriver
 /// has no command for.
 #[derive(Debug)]
@@ -74,15 +40,9 @@ impl WebDriverCompatibleCommand for BrowserLog {
 /// Open `page` (a local file) in headless Chromium at `width x height`;
 /// `None` when chromedriver is not installed (outside CI).
 pub fn open(page: &Path, (width, height): (u32, u32)) -> Option<PageCheck> {
-    let Some(bin) = chromedriver() else {
-        let ci = std::env::var("GEMSTONES_CI").is_ok_and(|v| !v.is_empty() && v != "0");
-        assert!(!ci, "chromedriver not found on PATH (install chromium and chromium-driver)");
-        eprintln!("\n!!!!! SKIPPED the browser check of {}: chromedriver not found !!!!!\n", page.display());
-        return None;
-    };
-    let (_driver, port) = start_chromedriver(&bin);
+    let driver = gemstones_testkit::ChromeDriver::start(&format!("the browser check of {}", page.display()))?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    Some(rt.block_on(check(port, page, width, height)))
+    Some(rt.block_on(check(driver.port, page, width, height)))
 }
 
 async fn check(port: u16, page: &Path, width: u32, height: u32) -> PageCheck {

@@ -325,25 +325,13 @@ fn a_model_directory_predicts_and_bad_ones_are_named() {
     assert!(e.contains("classes.json") || e.contains("shape"), "{e}");
 }
 
-/// The Lite0 ImageNet checkpoint `make weights` installs; its absence
-/// fails under CI and skips (loudly) elsewhere.
-fn lite0_weights() -> Option<std::path::PathBuf> {
-    let path = gemstones::cli::weights_dir().join("efficientnet-lite0-57934424.pth");
-    if path.is_file() {
-        return Some(path);
-    }
-    assert!(std::env::var_os("GEMSTONES_CI").is_none(), "{} is missing: run `make weights`", path.display());
-    eprintln!("SKIPPED: {} is missing (`make weights` installs it)", path.display());
-    None
-}
-
 fn tensors(file: &Path) -> std::collections::BTreeMap<String, tch::Tensor> {
     tch::Tensor::read_safetensors(file).unwrap().into_iter().collect()
 }
 
 #[test]
 fn fine_tuning_lite0_trains_the_head_first_then_everything_and_resumes_the_same() {
-    let Some(pretrained) = lite0_weights() else { return };
+    let Some(pretrained) = gemstones_testkit::lite0_weights() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let (set, pre) = tiny_set(&tmp.path().join("photos"));
     let model = ModelConfig::lite0().with_input_size(32);

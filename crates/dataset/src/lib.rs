@@ -51,7 +51,6 @@ mod similar;
 mod split;
 mod stop;
 pub mod synth;
-pub mod testdata;
 mod verify;
 
 pub use cache::{CACHE_VERSION, CacheOutcome, CachedSet, fingerprint, load_cache, load_or_build, save_cache};

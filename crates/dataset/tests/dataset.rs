@@ -569,7 +569,7 @@ fn quality_flags_fire_on_their_problem_and_not_on_ordinary_photos() {
         let q = Quality::of(&image::DynamicImage::ImageRgb8(img), &limits);
         assert!(q.flags.contains(&flag), "{flag} not raised: {q:?}");
     }
-    if let Some(root) = testdata::shared_train_dir() {
+    if let Some(root) = gemstones_testkit::shared_train_dir() {
         let photo = root.join(ORDINARY_REAL_PHOTO);
         let img = image::ImageReader::open(&photo).unwrap().with_guessed_format().unwrap().decode().unwrap();
         let q = Quality::of(&img, &limits);
@@ -584,8 +584,11 @@ const ORDINARY_REAL_PHOTO: &str = "Ruby/ruby_0.jpg";
 /// `.jpg`, 22 redundant duplicates, nothing undecodable.
 #[test]
 fn real_training_folder_counts() {
-    let Some(root) = testdata::shared_train_dir() else {
-        testdata::skip_or_fail("real_training_folder_counts", "../shared/datasets/gemstones/train not found");
+    let Some(root) = gemstones_testkit::shared_train_dir() else {
+        gemstones_testkit::skip_or_fail(
+            "real_training_folder_counts",
+            "../shared/datasets/gemstones/train not found",
+        );
         return;
     };
     let folder = scan(&root).unwrap();

@@ -105,7 +105,7 @@ fn exported_resnet_predicts_like_the_classifier_in_both_precisions() {
 fn exported_efficientnet_lite_predicts_like_the_classifier() {
     // From the ImageNet weights: a freshly initialised body gives nearly
     // the same output for every image.
-    let Some(weights) = common::lite0_weights() else { return };
+    let Some(weights) = gemstones_testkit::lite0_weights() else { return };
     let model = ModelConfig::EfficientnetLite(EfficientNetLiteConfig {
         input_size: 32,
         ..EfficientNetLiteConfig::lite0()

@@ -2,12 +2,10 @@
 //! against files written by torch itself (both formats, non-contiguous
 //! tensors), its errors, and the network's ImageNet logits against the
 //! reference implementation (`tests/pretrained/make_references.py`).
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::lite0_weights;
 use gemstones_model::{Checkpoint, EfficientNetLiteConfig, Error, ModelConfig, Net, Precision};
+use gemstones_testkit::lite0_weights;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 

@@ -350,55 +350,13 @@ fn profiles_load_from_toml_and_json_and_bad_ones_are_named() {
 
 // ---- WebDriver: a real chromedriver and headless Chromium on loopback ----
 
-fn chromedriver() -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join("chromedriver"))
-        .find(|p| p.is_file())
-}
-
-fn skip_or_fail(test: &str, reason: &str) {
-    let ci = std::env::var("GEMSTONES_CI").is_ok_and(|v| !v.is_empty() && v != "0");
-    assert!(!ci, "{test}: required component missing under CI: {reason}");
-    eprintln!("\n!!!!! SKIPPED {test}: {reason} (install chromium and chromium-driver) !!!!!\n");
-}
-
-struct Driver(std::process::Child, u16);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_chromedriver(bin: &Path) -> Driver {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = std::process::Command::new(bin)
-        .arg(format!("--port={port}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start chromedriver");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Driver(child, port)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_javascript_catalogue_is_read_through_a_real_browser() {
-    let Some(bin) = chromedriver() else {
-        skip_or_fail(
-            "a_javascript_catalogue_is_read_through_a_real_browser",
-            "chromedriver not found on PATH",
-        );
+    let Some(driver) =
+        gemstones_testkit::ChromeDriver::start("a_javascript_catalogue_is_read_through_a_real_browser")
+    else {
         return;
     };
-    let driver = start_chromedriver(&bin);
     // Categories in ul#leftNavigation; each category page inserts its
     // product list with JavaScript after 600 ms.
     let app = Router::new()
@@ -429,11 +387,7 @@ async fn a_javascript_catalogue_is_read_through_a_real_browser() {
     let raw = StaticSource::new(&http).html(&start.join("/cat/ruby.html").unwrap(), None).await.unwrap();
     assert!(image_urls(&raw, &start, &SiteProfile::rasavgems().images).unwrap().is_empty());
 
-    let cfg = ScrapeConfig {
-        webdriver: Some(format!("http://127.0.0.1:{}", driver.1)),
-        page_timeout: 15.0,
-        ..config(50.0)
-    };
+    let cfg = ScrapeConfig { webdriver: Some(driver.url()), page_timeout: 15.0, ..config(50.0) };
     let s = Scraper::new(SiteProfile::rasavgems_at(start), cfg).unwrap().run(dir.path()).await.unwrap();
     let files: Vec<String> = tree(dir.path()).keys().cloned().collect();
     let want: Vec<String> = ["Amethyst", "Ruby"]
