@@ -75,15 +75,25 @@ pub fn write_atomic_by(path: &Path, write: impl FnOnce(&Path) -> std::io::Result
 /// Whatever instant the process dies at, `path` is absent or whole; a dead
 /// process's temporary is removed by [`remove_stale_temporaries`].
 pub fn create_new(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temp_sibling(path, PARTIAL_TAG);
+    place_new(path, "fsutil::create-new-synced", |tmp| {
+        let mut f = fs::File::create(tmp).at(tmp)?;
+        f.write_all(bytes).at(tmp)
+    })?;
+    sync_dir(path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))).at(path)
+}
+
+/// The no-clobber placement [`create_new`] and the copy share: `fill` a
+/// temporary sibling of `to`, flush it to disk (failpoint `synced` there),
+/// give it the name `to` without replacing anything; the temporary is
+/// removed if any step fails.
+fn place_new(to: &Path, synced: &str, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let _ = synced; // read only when the tests compile the failpoints in
+    let tmp = temp_sibling(to, PARTIAL_TAG);
     let result = (|| {
-        let mut f = fs::File::create(&tmp).at(&tmp)?;
-        f.write_all(bytes).at(&tmp)?;
-        f.sync_all().at(&tmp)?;
-        drop(f);
-        fail::fail_point!("fsutil::create-new-synced");
-        rename_no_clobber(&tmp, path)?;
-        sync_dir(path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))).at(path)
+        fill(&tmp)?;
+        fs::File::open(&tmp).and_then(|f| f.sync_all()).at(&tmp)?;
+        fail::fail_point!(synced);
+        rename_no_clobber(&tmp, to)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -230,17 +240,7 @@ pub fn remove_stale_temporaries(dir: &Path) -> Result<()> {
 /// Copy `from` to `to` through a temporary file, flushed to disk before it
 /// takes its name; never replaces `to`.
 pub(crate) fn copy_no_clobber(from: &Path, to: &Path) -> Result<()> {
-    let tmp = temp_sibling(to, PARTIAL_TAG);
-    let result = (|| {
-        fs::copy(from, &tmp).at(from)?;
-        fs::File::open(&tmp).and_then(|f| f.sync_all()).at(&tmp)?;
-        fail::fail_point!("fsutil::copy-written");
-        rename_no_clobber(&tmp, to)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    place_new(to, "fsutil::copy-written", |tmp| fs::copy(from, tmp).map(drop).at(from))
 }
 
 /// Whether two files have identical content.

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use gemstones_dataset::{ImageGrid, ImageSet};
 use serde::{Deserialize, Serialize};
-use tch::{Kind, Tensor};
 
 use crate::classifier::Classifier;
 use crate::error::{Error, Result};
@@ -116,23 +115,16 @@ pub fn evaluate(clf: &Classifier, set: &ImageSet, indices: Option<&[usize]>) -> 
     let map = clf.class_ids_of(&set.classes)?;
     let labels: Vec<i64> = idx.iter().map(|&i| map[set.labels[i] as usize] as i64).collect();
     let probs = clf.probabilities_of_set(set, idx)?;
-    let y = Tensor::f_from_slice(&labels)?;
     let n = idx.len();
     let c = clf.classes().len();
-    let loss = if n == 0 {
-        0.0
-    } else {
-        let picked = probs.f_gather(1, &y.f_unsqueeze(1)?, false)?.clamp_min(1e-12).log();
-        -f64::try_from(picked.mean(Kind::Float))?
-    };
     let rows: Vec<Vec<f32>> = Vec::try_from(&probs).map_err(Error::Torch)?;
     let mut confusion = vec![vec![0u32; c]; c];
     let (top1, top5) = topk_accuracy(&rows, &labels);
-    let mut misclassified = Vec::new();
     let mut top_losses = Vec::with_capacity(n);
     for (k, row) in rows.iter().enumerate() {
         let truth = labels[k] as usize;
         let pred = ranking(row).first().copied().unwrap_or(0);
+        confusion[truth][pred] += 1;
         top_losses.push(ImageLoss {
             index: idx[k],
             file: set.files[idx[k]].clone(),
@@ -142,18 +134,21 @@ pub fn evaluate(clf: &Classifier, set: &ImageSet, indices: Option<&[usize]>) -> 
             true_probability: f64::from(row[truth]),
             loss: -f64::from(row[truth]).max(1e-12).ln(),
         });
-        confusion[truth][pred] += 1;
-        if pred != truth {
-            misclassified.push(Misclassified {
-                index: idx[k],
-                file: set.files[idx[k]].clone(),
-                true_class: clf.classes().name(truth).unwrap_or("?").into(),
-                predicted: clf.classes().name(pred).unwrap_or("?").into(),
-                confidence: f64::from(row[pred]),
-                true_probability: f64::from(row[truth]),
-            });
-        }
     }
+    // Mean cross-entropy: the mean of the images' losses.
+    let loss = top_losses.iter().map(|l| l.loss).sum::<f64>() / n.max(1) as f64;
+    let mut misclassified: Vec<Misclassified> = top_losses
+        .iter()
+        .filter(|l| l.true_class != l.predicted)
+        .map(|l| Misclassified {
+            index: l.index,
+            file: l.file.clone(),
+            true_class: l.true_class.clone(),
+            predicted: l.predicted.clone(),
+            confidence: l.probability,
+            true_probability: l.true_probability,
+        })
+        .collect();
     misclassified.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
     top_losses.sort_by(|a, b| b.loss.total_cmp(&a.loss).then(a.index.cmp(&b.index)));
     top_losses.truncate(TOP_LOSSES_KEPT);

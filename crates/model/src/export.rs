@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tch::{CModule, Kind, Tensor};
 
 use crate::classifier::Classifier;
-use crate::error::{IoContext, Result};
+use crate::error::Result;
 use crate::modeldir::write_json;
 use crate::nets::{ModelConfig, Precision};
 
@@ -86,7 +86,6 @@ impl Classifier {
     /// probabilities are the softmax of (without test-time augmentation).
     pub fn export(&self, dir: &Path) -> Result<ExportFiles> {
         let module = self.traced_module()?;
-        std::fs::create_dir_all(dir).at(dir)?;
         let files = ExportFiles { module: dir.join(EXPORT_MODULE), info: dir.join(EXPORT_INFO) };
         fsutil::write_atomic_by(&files.module, |tmp| module.save(tmp).map_err(std::io::Error::other))?;
         write_json(&files.info, &self.export_info())?;
