@@ -182,6 +182,47 @@ pub enum CacheOutcome {
     ),
 }
 
+/// Whether class folders without any file become classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmptyClasses {
+    /// Leave them out, with a warning naming them (the default).
+    LeaveOut,
+    /// Keep them (a model whose class list must match another's).
+    Keep,
+}
+
+/// Scan a folder of class folders and [`load_or_build`] its cache: what
+/// `train`, `evaluate` and the workflow do with a folder of photographs.
+/// Logs a warning naming the files and class folders it leaves out, and
+/// draws a progress bar while building only when `progress` asks for one.
+pub fn prepare_folder(
+    dir: &Path,
+    cfg: &PreprocessConfig,
+    cache: &Path,
+    empty: EmptyClasses,
+    progress: bool,
+) -> Result<(Preprocessed, CacheOutcome)> {
+    let mut scanned = crate::scan::scan(dir)?;
+    for name in &scanned.unusable_names {
+        tracing::warn!("skipped {}: its name is not valid UTF-8 (rename it to use it)", name.display());
+    }
+    if !scanned.empty_classes.is_empty() {
+        tracing::warn!(
+            "{} class folder(s) without files {}: {}",
+            scanned.empty_classes.len(),
+            if empty == EmptyClasses::Keep { "kept as classes" } else { "left out" },
+            scanned.empty_classes.join(", ")
+        );
+        if empty == EmptyClasses::LeaveOut {
+            scanned = scanned.without_empty_classes()?;
+        }
+    }
+    let bar = crate::progress::progress_bar(scanned.files.len() as u64, "images preprocessed", progress);
+    let out = load_or_build(&scanned, cfg, cache, &|n| bar.inc(n));
+    bar.finish_and_clear();
+    out
+}
+
 /// Load `cache` if it was built from exactly these files with this
 /// configuration; otherwise preprocess the folder and write the cache.
 pub fn load_or_build(

@@ -53,7 +53,10 @@ mod stop;
 pub mod synth;
 mod verify;
 
-pub use cache::{CACHE_VERSION, CacheOutcome, CachedSet, fingerprint, load_cache, load_or_build, save_cache};
+pub use cache::{
+    CACHE_VERSION, CacheOutcome, CachedSet, EmptyClasses, fingerprint, load_cache, load_or_build,
+    prepare_folder, save_cache,
+};
 pub use class_index::ClassIndex;
 pub use count::{ClassTable, TreeCount, count_tree};
 pub use decode::{DecodeLimits, Problem, ProblemKind, to_rgb_on_white};
@@ -82,5 +85,5 @@ pub use split::{
 pub use stop::StopFlag;
 pub use verify::{
     DuplicateGroup, ImageInfo, NearDuplicateGroup, SHEET_COLUMNS, VerifyReport, cross_split_duplicates,
-    cross_split_near_duplicates, near_duplicate_sheet, verify,
+    cross_split_near_duplicates, near_duplicate_sheet, photo_health, verify,
 };

@@ -121,18 +121,13 @@ impl Quality {
     pub(crate) fn of_grey(image: &DynamicImage, g: &image::GrayImage, limits: &QualityLimits) -> Self {
         let (w, h) = (g.width() as usize, g.height() as usize);
         let px = g.as_raw();
-        let n = px.len().max(1) as f32;
-        let brightness = px.iter().map(|&p| p as f32).sum::<f32>() / n;
-        let contrast = (px.iter().map(|&p| (p as f32 - brightness).powi(2)).sum::<f32>() / n).sqrt();
-        let mut histogram = [0usize; 256];
-        for &p in px {
-            histogram[p as usize] += 1;
-        }
+        let histogram = histogram(px);
+        let (brightness, contrast) = mean_and_deviation(&histogram);
         let fifth = px.len() / 20;
         let mut seen = 0;
         let darkest_tones = (0..=255u8)
             .find(|&v| {
-                seen += histogram[v as usize];
+                seen += histogram[v as usize] as usize;
                 seen > fifth
             })
             .unwrap_or(255);
@@ -159,20 +154,70 @@ impl Quality {
     }
 }
 
-/// Variance of the 4-neighbour Laplacian over the interior pixels
-/// (integer sums over row slices: this pass was most of the flags' cost).
+/// How many pixels have each grey level. Four partial histograms filled
+/// in turn, then added: a plain background is a long run of one level,
+/// and one histogram would make each increment wait for the last (written
+/// by hand for the flags' cost goal, README "Dataset health").
+fn histogram(px: &[u8]) -> [u32; 256] {
+    let mut parts = [[0u32; 256]; 4];
+    let mut quads = px.chunks_exact(4);
+    for q in &mut quads {
+        for (part, &p) in parts.iter_mut().zip(q) {
+            part[p as usize] += 1;
+        }
+    }
+    for &p in quads.remainder() {
+        parts[0][p as usize] += 1;
+    }
+    std::array::from_fn(|level| parts.iter().map(|part| part[level]).sum())
+}
+
+/// Mean and standard deviation of the grey levels, from their histogram
+/// (exact integer sums; a float sum over every pixel cannot be
+/// vectorised and was most of the flags' cost).
+fn mean_and_deviation(histogram: &[u32; 256]) -> (f32, f32) {
+    let (mut n, mut sum, mut sum2) = (0u64, 0u64, 0u64);
+    for (level, &count) in (0u64..).zip(histogram) {
+        n += u64::from(count);
+        sum += level * u64::from(count);
+        sum2 += level * level * u64::from(count);
+    }
+    if n == 0 {
+        return (0.0, 0.0);
+    }
+    let mean = sum as f64 / n as f64;
+    let variance = (sum2 as f64 / n as f64 - mean * mean).max(0.0);
+    (mean as f32, variance.sqrt() as f32)
+}
+
+/// Columns summed at a time in [`laplacian_variance`]: squares of at most
+/// 1020 (four neighbours of 255) times this stay within a `u32`.
+const LAPLACIAN_CHUNK: usize = 1024;
+
+/// Variance of the 4-neighbour Laplacian over the interior pixels. Each
+/// row is five shifted slices zipped together, summed in 32-bit integers
+/// a chunk at a time, so the loop vectorises (this pass and the float
+/// sums were the flags' cost).
 fn laplacian_variance(px: &[u8], w: usize, h: usize) -> f32 {
     if w < 3 || h < 3 {
         return 0.0;
     }
-    let (mut sum, mut sum2) = (0i64, 0i64);
+    let (mut sum, mut sum2) = (0i64, 0u64);
     for y in 1..h - 1 {
-        let (up, row, down) =
-            (&px[(y - 1) * w..y * w], &px[y * w..(y + 1) * w], &px[(y + 1) * w..(y + 2) * w]);
-        for x in 1..w - 1 {
-            let l = up[x] as i32 + down[x] as i32 + row[x - 1] as i32 + row[x + 1] as i32 - 4 * row[x] as i32;
-            sum += l as i64;
-            sum2 += (l * l) as i64;
+        let row = |dy: usize, dx: usize| &px[(y + dy - 1) * w + dx..][..w - 2];
+        let (up, left, centre, right, down) = (row(0, 1), row(1, 0), row(1, 1), row(1, 2), row(2, 1));
+        for start in (0..w - 2).step_by(LAPLACIAN_CHUNK) {
+            let end = (start + LAPLACIAN_CHUNK).min(w - 2);
+            let (mut s, mut s2) = (0i32, 0u32);
+            let neighbours =
+                up[start..end].iter().zip(&down[start..end]).zip(&left[start..end]).zip(&right[start..end]);
+            for ((((&u, &d), &l), &r), &c) in neighbours.zip(&centre[start..end]) {
+                let l = i32::from(u) + i32::from(d) + i32::from(l) + i32::from(r) - 4 * i32::from(c);
+                s += l;
+                s2 += (l * l) as u32;
+            }
+            sum += i64::from(s);
+            sum2 += u64::from(s2);
         }
     }
     let n = ((w - 2) * (h - 2)) as f64;
@@ -202,4 +247,50 @@ fn chroma(image: &DynamicImage) -> f32 {
         }
     }
     if n == 0 { 0.0 } else { sum as f32 / n as f32 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn random_grey(w: usize, h: usize, seed: u64) -> Vec<u8> {
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
+        // Runs of one level (a background) and noise (a subject).
+        (0..w * h).map(|i| if i % 7 < 3 { 250 } else { rng.random() }).collect()
+    }
+
+    #[test]
+    fn grey_statistics_equal_their_definitions() {
+        for (w, h) in [(1, 1), (5, 3), (250, 231), (2100, 4)] {
+            let px = random_grey(w, h, w as u64);
+            let mut naive = [0u32; 256];
+            px.iter().for_each(|&p| naive[p as usize] += 1);
+            let histogram = histogram(&px);
+            assert_eq!(histogram, naive);
+            let n = px.len() as f64;
+            let mean = px.iter().map(|&p| f64::from(p)).sum::<f64>() / n;
+            let sd = (px.iter().map(|&p| (f64::from(p) - mean).powi(2)).sum::<f64>() / n).sqrt();
+            let (m, d) = mean_and_deviation(&histogram);
+            assert!((f64::from(m) - mean).abs() < 1e-3 && (f64::from(d) - sd).abs() < 1e-3, "{w}x{h}");
+        }
+    }
+
+    #[test]
+    fn laplacian_variance_equals_its_definition_on_wide_rows() {
+        for (w, h) in [(3, 3), (17, 9), (2100, 5)] {
+            let px = random_grey(w, h, 9 + w as u64);
+            let at = |x: usize, y: usize| f64::from(px[y * w + x]);
+            let laplacians: Vec<f64> = (1..h - 1)
+                .flat_map(|y| (1..w - 1).map(move |x| (x, y)))
+                .map(|(x, y)| at(x, y - 1) + at(x, y + 1) + at(x - 1, y) + at(x + 1, y) - 4.0 * at(x, y))
+                .collect();
+            let n = laplacians.len() as f64;
+            let mean = laplacians.iter().sum::<f64>() / n;
+            let variance = laplacians.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / n;
+            let ours = f64::from(laplacian_variance(&px, w, h));
+            assert!((ours - variance).abs() < 1e-4 * variance.max(1.0), "{w}x{h}: {ours} vs {variance}");
+        }
+        assert_eq!(laplacian_variance(&[1, 2, 3, 4], 2, 2), 0.0);
+    }
 }

@@ -77,24 +77,30 @@ fn box_downscale(
             .map(|(cx, cy)| gray.get_pixel(x0 + at(cx, out_w, w), y0 + at(cy, out_h, h))[0] as f32)
             .collect();
     }
-    // Integer sums, and the column-to-cell map computed once (a division
-    // per pixel was most of the hashing time).
+    // Integer sums of each cell's run of columns, row by row: a sum per
+    // pixel into its cell made each add wait for the last (written by hand
+    // for the flags' cost goal, README "Dataset health").
+    let (w, h) = (w as usize, h as usize);
+    let column_start: Vec<usize> = (0..=out_w).map(|cell| (cell * w).div_ceil(out_w)).collect();
     let mut sum = vec![0u32; out_w * out_h];
-    let mut count = vec![0u32; out_w * out_h];
-    let column_cell: Vec<usize> = (0..w as usize).map(|x| x * out_w / w as usize).collect();
+    let mut rows_in = vec![0u32; out_h];
     let stride = gray.width() as usize;
     let pixels = gray.as_raw();
-    for y in 0..h as usize {
-        let row = ((y * out_h) / h as usize) * out_w;
-        let src = &pixels[(y0 as usize + y) * stride + x0 as usize..][..w as usize];
-        for (&p, &cell) in src.iter().zip(&column_cell) {
-            sum[row + cell] += p as u32;
-        }
-        for &cell in &column_cell {
-            count[row + cell] += 1;
+    for y in 0..h {
+        let cell_row = y * out_h / h;
+        rows_in[cell_row] += 1;
+        let src = &pixels[(y0 as usize + y) * stride + x0 as usize..][..w];
+        for (cell, bounds) in sum[cell_row * out_w..][..out_w].iter_mut().zip(column_start.windows(2)) {
+            *cell += src[bounds[0]..bounds[1]].iter().map(|&p| u32::from(p)).sum::<u32>();
         }
     }
-    sum.iter().zip(&count).map(|(&s, &n)| if n == 0 { 0.0 } else { s as f32 / n as f32 }).collect()
+    sum.iter()
+        .enumerate()
+        .map(|(i, &s)| {
+            let n = rows_in[i / out_w] as usize * (column_start[i % out_w + 1] - column_start[i % out_w]);
+            if n == 0 { 0.0 } else { s as f32 / n as f32 }
+        })
+        .collect()
 }
 
 /// Side (pixels) the grey image is sampled down to, at least: the hashes
@@ -353,6 +359,25 @@ mod tests {
 
     fn h(phash: u64, dhash: u64) -> PerceptualHash {
         PerceptualHash { phash, dhash }
+    }
+
+    #[test]
+    fn box_downscale_averages_every_pixel_of_its_cell() {
+        let (gw, gh) = (101u32, 77u32);
+        let gray = image::GrayImage::from_fn(gw, gh, |x, y| image::Luma([((x * 7 + y * 13) % 256) as u8]));
+        let (x0, y0, w, h) = (3u32, 2u32, 95usize, 70usize);
+        let (out_w, out_h) = (32usize, 32usize);
+        let mut sum = vec![0u32; out_w * out_h];
+        let mut count = vec![0u32; out_w * out_h];
+        for y in 0..h {
+            for x in 0..w {
+                let cell = (y * out_h / h) * out_w + x * out_w / w;
+                sum[cell] += u32::from(gray.get_pixel(x0 + x as u32, y0 + y as u32)[0]);
+                count[cell] += 1;
+            }
+        }
+        let naive: Vec<f32> = sum.iter().zip(&count).map(|(&s, &n)| s as f32 / n as f32).collect();
+        assert_eq!(box_downscale(&gray, (x0, y0, w as u32, h as u32), out_w, out_h), naive);
     }
 
     #[test]

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use image::DynamicImage;
+
 use crate::decode::{DecodeLimits, Problem, ProblemKind, decode_bytes};
 use crate::error::Result as CrateResult;
 use crate::grid::ImageGrid;
@@ -203,6 +205,13 @@ pub fn cross_split_duplicates(splits: &[(&str, &VerifyReport)]) -> Vec<Duplicate
     find_duplicates(items).into_iter().filter(|g| g.files.iter().any(|(s, _)| *s != g.files[0].0)).collect()
 }
 
+/// What [`verify`] measures of each decoded photo besides its bytes: the
+/// perceptual hashes and the quality flags, from one grey sample.
+pub fn photo_health(image: &DynamicImage, limits: &QualityLimits) -> (PerceptualHash, Quality) {
+    let grey_sample = crate::similar::grey(image);
+    (PerceptualHash::of_grey(&grey_sample), Quality::of_grey(image, &grey_sample, limits))
+}
+
 /// Decode every file of a scanned folder (in parallel), hash it, and sort
 /// the results into images and problems. Never stops at a bad file.
 pub fn verify(folder: &ImageFolder, limits: &DecodeLimits) -> VerifyReport {
@@ -216,7 +225,7 @@ pub fn verify(folder: &ImageFolder, limits: &DecodeLimits) -> VerifyReport {
                 detail: e.to_string(),
             })?;
             let d = decode_bytes(&bytes, &f.path, limits)?;
-            let grey_sample = crate::similar::grey(&d.image);
+            let (perceptual, quality) = photo_health(&d.image, &QualityLimits::default());
             let ext = f.path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
             let ext_format = ext.as_deref().and_then(image::ImageFormat::from_extension);
             Ok(ImageInfo {
@@ -228,8 +237,8 @@ pub fn verify(folder: &ImageFolder, limits: &DecodeLimits) -> VerifyReport {
                 bytes: bytes.len() as u64,
                 hash: blake3::hash(&bytes).to_hex().to_string(),
                 extension_mismatch: ext_format.map(crate::decode::format_name) != Some(d.format),
-                perceptual: PerceptualHash::of_grey(&grey_sample),
-                quality: Quality::of_grey(&d.image, &grey_sample, &QualityLimits::default()),
+                perceptual,
+                quality,
             })
         })
         .collect();
