@@ -14,7 +14,7 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
-pub mod cli;
+pub mod presets;
 pub mod report;
 pub mod workflow;
 

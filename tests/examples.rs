@@ -90,6 +90,16 @@ fn count_into_a_closed_pipe_ends_quietly() {
 }
 
 #[test]
+fn an_unknown_preset_is_a_usage_error_listing_the_presets() {
+    let out = example("train").args(["--photos", "nowhere", "--preset", "lite1"]).output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for name in ["tutorial", "resnet", "lite0", "lite2"] {
+        assert!(stderr.contains(name), "{stderr}");
+    }
+}
+
+#[test]
 fn verify_exits_3_when_it_finds_problems_and_0_when_clean() {
     let dir = tempfile::tempdir().unwrap();
     let (clean, bad) = (dir.path().join("clean"), dir.path().join("bad"));
@@ -296,7 +306,7 @@ fn evaluate_refuses_an_unknown_class_before_writing_anything() {
 
 #[test]
 fn empty_class_folders_are_left_out_of_training_unless_asked() {
-    use gemstones::cli::{EmptyClasses, prepare};
+    use gemstones::dataset::{EmptyClasses, prepare_folder};
     let dir = tempfile::tempdir().unwrap();
     let photos = dir.path().join("photos");
     for (class, n) in [("Ruby", 2), ("Empty", 0), ("Garnet", 2)] {
@@ -306,13 +316,15 @@ fn empty_class_folders_are_left_out_of_training_unless_asked() {
         }
     }
     let pre = gemstones::dataset::PreprocessConfig { size: 32, ..Default::default() };
-    let (left_out, _) = prepare(&photos, &pre, &dir.path().join("a.cache"), EmptyClasses::LeaveOut).unwrap();
+    let (left_out, _) =
+        prepare_folder(&photos, &pre, &dir.path().join("a.cache"), EmptyClasses::LeaveOut, false).unwrap();
     assert_eq!(left_out.set.classes.names(), ["Garnet", "Ruby"]);
     assert_eq!(left_out.set.len(), 4);
     let mut labels: Vec<_> = left_out.set.labels.to_vec();
     labels.sort();
     assert_eq!(labels, [0, 0, 1, 1]);
-    let (kept, _) = prepare(&photos, &pre, &dir.path().join("b.cache"), EmptyClasses::Keep).unwrap();
+    let (kept, _) =
+        prepare_folder(&photos, &pre, &dir.path().join("b.cache"), EmptyClasses::Keep, false).unwrap();
     assert_eq!(kept.set.classes.names(), ["Empty", "Garnet", "Ruby"]);
 }
 

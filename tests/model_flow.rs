@@ -344,6 +344,7 @@ fn fine_tuning_lite0_trains_the_head_first_then_everything_and_resumes_the_same(
             last_lr_mult: 0.5,
             frozen_stages: 0,
             keep_bn_statistics: false,
+            unfrozen_lr_mult: 0.5,
         }),
         optimizer: OptimizerConfig {
             decay_norms_and_biases: false,
@@ -445,6 +446,7 @@ fn fine_tuning_needs_a_pretrainable_network_and_a_real_checkpoint() {
         last_lr_mult: 0.5,
         frozen_stages: 0,
         keep_bn_statistics: false,
+        unfrozen_lr_mult: 1.0,
     };
     let err = Trainer::new(tiny_model(), TrainConfig { fine_tune: Some(ft), ..tiny_train(2) })
         .unwrap()

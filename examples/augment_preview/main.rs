@@ -28,7 +28,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    gemstones::cli::exit_quietly_on_closed_pipe();
+    gemstones_cli::exit_quietly_on_closed_pipe();
     let a = Args::parse();
     let mut pp = Preprocessor::new(PreprocessConfig { size: a.size, ..PreprocessConfig::default() })?;
     let img = pp.process_file(&a.image).map_err(|p| anyhow::anyhow!("{p}"))?;

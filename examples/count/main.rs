@@ -16,7 +16,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    gemstones::cli::exit_quietly_on_closed_pipe();
+    gemstones_cli::exit_quietly_on_closed_pipe();
     let a = Args::parse();
     let tree = count_tree(&a.root)?;
     // Per-class table over the sub-folders that are themselves class folders.

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use gemstones::cli::EmptyClasses;
+use gemstones::dataset::EmptyClasses;
 use gemstones::dataset::{DEFAULT_MAX_DISTANCE, DecodeLimits, scan, verify, without_near_copies};
 use gemstones::model::{Classifier, Interpretation, evaluate};
 
@@ -37,8 +37,8 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    gemstones::cli::exit_quietly_on_closed_pipe();
-    gemstones::cli::init_logging();
+    gemstones_cli::exit_quietly_on_closed_pipe();
+    gemstones_cli::init_logging();
     let a = Args::parse();
     let clf = Classifier::load(&a.model)?.with_tta(a.tta);
     // The images are preprocessed exactly as the model's training images were.
@@ -46,8 +46,13 @@ fn main() -> anyhow::Result<()> {
     // Refused before anything is written when the photos hold a class the
     // model does not know.
     clf.class_ids_of(&scan(&a.photos)?.without_empty_classes()?.classes)?;
-    let (pre, _) =
-        gemstones::cli::prepare(&a.photos, &clf.spec().preprocess, &cache, EmptyClasses::LeaveOut)?;
+    let (pre, _) = gemstones::dataset::prepare_folder(
+        &a.photos,
+        &clf.spec().preprocess,
+        &cache,
+        EmptyClasses::LeaveOut,
+        true,
+    )?;
     for p in &pre.problems {
         println!("skipped {p}");
     }

@@ -18,8 +18,8 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    gemstones::cli::exit_quietly_on_closed_pipe();
-    gemstones::cli::init_logging();
+    gemstones_cli::exit_quietly_on_closed_pipe();
+    gemstones_cli::init_logging();
     let a = Args::parse();
     let clf = Classifier::load(&a.model)?;
     let files = clf.export(&a.out)?;

@@ -37,8 +37,8 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<ExitCode> {
-    gemstones::cli::exit_quietly_on_closed_pipe();
-    gemstones::cli::init_logging();
+    gemstones_cli::exit_quietly_on_closed_pipe();
+    gemstones_cli::init_logging();
     let a = Args::parse();
     let mut profile =
         SiteProfile::builtin(&a.profile).map_or_else(|| SiteProfile::load(a.profile.as_ref()), Ok)?;
@@ -54,7 +54,7 @@ fn main() -> anyhow::Result<ExitCode> {
     };
     cfg.fetch.per_host_rps = a.rps;
     let scraper = Scraper::new(profile, cfg)?;
-    let s = gemstones::cli::scrape_until_ctrl_c(scraper, &a.out)?;
+    let s = gemstones_cli::scrape_until_ctrl_c(scraper, &a.out)?;
     println!("{}", serde_json::to_string_pretty(&s)?);
-    Ok(gemstones::cli::scrape_exit_code(&s))
+    Ok(gemstones_cli::scrape_exit_code(&s))
 }

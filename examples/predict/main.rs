@@ -3,8 +3,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use gemstones::cli::exit;
 use gemstones::model::Classifier;
+use gemstones_cli::exit;
 
 #[derive(Parser, Debug)]
 #[command(about = "Top-k gem classes of images, as a table or JSON")]
@@ -43,8 +43,8 @@ fn collect(p: &PathBuf, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 fn main() -> anyhow::Result<ExitCode> {
-    gemstones::cli::exit_quietly_on_closed_pipe();
-    gemstones::cli::init_logging();
+    gemstones_cli::exit_quietly_on_closed_pipe();
+    gemstones_cli::init_logging();
     let a = Args::parse();
     let clf = Classifier::load(&a.model)?.with_tta(a.tta);
     let mut files = Vec::new();

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use clap::Parser;
 use std::process::ExitCode;
 
-use gemstones::cli::{exit, stop_on_ctrl_c};
 use gemstones::dataset::{Error, RenameConfig, pending_rename, plan_rename, rename_until, scan};
+use gemstones_cli::{exit, stop_on_ctrl_c};
 
 #[derive(Parser, Debug)]
 #[command(about = "Rename files to <class name lower-cased>_<n>.<ext lower-cased>, never overwriting")]
@@ -26,7 +26,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<ExitCode> {
-    gemstones::cli::exit_quietly_on_closed_pipe();
+    gemstones_cli::exit_quietly_on_closed_pipe();
     let a = Args::parse();
     let cfg = RenameConfig { compact: a.compact, start: a.start };
     if a.apply {

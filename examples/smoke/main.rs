@@ -4,7 +4,7 @@ use tch::nn::{self, ModuleT, OptimizerConfig};
 use tch::{Kind, Tensor};
 
 fn main() -> anyhow::Result<()> {
-    gemstones::cli::exit_quietly_on_closed_pipe();
+    gemstones_cli::exit_quietly_on_closed_pipe();
     gemstones::model::tune_malloc();
     let device = gemstones::model::best_device();
     println!("smoke: device {device:?}, libtorch intra-op threads {}", tch::get_num_threads());

@@ -39,7 +39,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    gemstones::cli::exit_quietly_on_closed_pipe();
+    gemstones_cli::exit_quietly_on_closed_pipe();
     let a = Args::parse();
     let ratios = match a.ratio[..] {
         [t, s] => SplitRatios::new([("train", t), ("test", s)])?,

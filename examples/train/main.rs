@@ -8,10 +8,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use gemstones::cli::{EmptyClasses, Preset, check_pretrained, exit, init_logging, prepare, stop_on_ctrl_c};
+use gemstones::dataset::{EmptyClasses, prepare_folder};
 use gemstones::model::{
     Classifier, Precision, ProgressiveResize, StopReason, Trainer, evaluate, split_indices,
 };
+use gemstones::presets::{Preset, check_pretrained};
+use gemstones_cli::{exit, init_logging, preset_parser, stop_on_ctrl_c};
 
 #[derive(Parser, Debug)]
 #[command(about = "Train a gem classifier from a folder of class folders")]
@@ -23,7 +25,7 @@ struct Args {
     #[arg(long, default_value = "runs/model")]
     out: PathBuf,
     /// Preset: the tutorial's CNN and recipe, or the stronger ResNet.
-    #[arg(long, value_enum, default_value_t = Preset::Tutorial)]
+    #[arg(long, value_parser = preset_parser(), default_value = "tutorial")]
     preset: Preset,
     /// Epochs (default: the preset's).
     #[arg(long)]
@@ -86,6 +88,10 @@ struct Args {
     /// better here).
     #[arg(long)]
     update_bn_statistics: bool,
+    /// Multiplier of the learning rate once the body is unfrozen (lite
+    /// presets; fastai's fine_tune uses 0.5).
+    #[arg(long)]
+    unfrozen_lr_mult: Option<f64>,
     /// Resume a checkpoint in --out even with other settings (say, a lower
     /// --lr to train on): without this, a resume under changed settings is
     /// refused, naming each difference.
@@ -102,7 +108,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<ExitCode> {
-    gemstones::cli::exit_quietly_on_closed_pipe();
+    gemstones_cli::exit_quietly_on_closed_pipe();
     init_logging();
     let a = Args::parse();
     let (mut model, mut train, mut pre) = a.preset.configs();
@@ -136,6 +142,7 @@ fn main() -> anyhow::Result<ExitCode> {
         f.frozen_epochs = a.frozen_epochs.unwrap_or(f.frozen_epochs);
         f.frozen_stages = a.frozen_stages.unwrap_or(f.frozen_stages);
         f.keep_bn_statistics &= !a.update_bn_statistics;
+        f.unfrozen_lr_mult = a.unfrozen_lr_mult.unwrap_or(f.unfrozen_lr_mult);
     }
     if let Some(alpha) = a.mixup {
         train.mixup = (alpha > 0.0).then_some(alpha);
@@ -149,11 +156,12 @@ fn main() -> anyhow::Result<ExitCode> {
     let cache = a.cache.clone().unwrap_or_else(|| {
         a.out.parent().unwrap_or(&a.out).join(format!("{}-{}.cache", name.replace(' ', "_"), pre.size))
     });
-    let (prepared, outcome) = prepare(
+    let (prepared, outcome) = prepare_folder(
         &a.photos,
         &pre,
         &cache,
         if a.keep_empty_classes { EmptyClasses::Keep } else { EmptyClasses::LeaveOut },
+        true,
     )
     .with_context(|| format!("preparing {}", a.photos.display()))?;
     println!(

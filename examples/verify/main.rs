@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use gemstones::cli::exit;
 use gemstones::dataset::{
     DEFAULT_MAX_DISTANCE, DecodeLimits, NearDuplicateGroup, VerifyReport, cross_split_duplicates,
     cross_split_near_duplicates, near_duplicate_sheet, scan, verify,
 };
+use gemstones_cli::exit;
 
 #[derive(Parser, Debug)]
 #[command(about = "Verify images by decoding them; find duplicates, near-duplicates and train/test leakage")]
@@ -60,7 +60,7 @@ fn print_groups(groups: &[NearDuplicateGroup], show: usize) {
 }
 
 fn main() -> anyhow::Result<ExitCode> {
-    gemstones::cli::exit_quietly_on_closed_pipe();
+    gemstones_cli::exit_quietly_on_closed_pipe();
     let a = Args::parse();
     let mut reports: Vec<(String, VerifyReport)> = Vec::new();
     let mut near_groups = Vec::new();

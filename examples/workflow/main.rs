@@ -8,10 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use gemstones::cli::{Preset, exit, init_logging, stop_on_ctrl_c};
 use gemstones::model::Precision;
+use gemstones::presets::Preset;
 use gemstones::scrape::SiteProfile;
 use gemstones::workflow::{PhotoSource, WorkflowConfig, WorkflowError, run};
+use gemstones_cli::{exit, init_logging, preset_parser, stop_on_ctrl_c};
 
 #[derive(Parser, Debug)]
 #[command(about = "The whole gemstones workflow, from photographs to a report")]
@@ -40,7 +41,7 @@ struct Args {
     #[arg(long, num_args = 2, value_names = ["CLASSES", "PER_CLASS"], default_values_t = [8, 40])]
     demo: Vec<usize>,
     /// Model and training preset.
-    #[arg(long, value_enum, default_value_t = Preset::Resnet)]
+    #[arg(long, value_parser = preset_parser(), default_value = "resnet")]
     preset: Preset,
     /// Epochs (default: 25 on the demo set, else the preset's).
     #[arg(long)]
@@ -66,7 +67,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<ExitCode> {
-    gemstones::cli::exit_quietly_on_closed_pipe();
+    gemstones_cli::exit_quietly_on_closed_pipe();
     init_logging();
     let a = Args::parse();
     let mut cfg = WorkflowConfig::demo(&a.run_dir);

@@ -91,6 +91,15 @@ pub struct FineTune {
     /// features the classifier was trained on.
     #[serde(default)]
     pub keep_bn_statistics: bool,
+    /// Multiplier of the base learning rate once the body is unfrozen
+    /// (fastai's `fine_tune` halves it: 0.5): the new classifier is
+    /// trained by then and the pretrained layers want smaller steps.
+    #[serde(default = "one")]
+    pub unfrozen_lr_mult: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl FineTune {
@@ -109,7 +118,7 @@ impl FineTune {
         if step < frozen_steps {
             schedule.lr(lr, step, frozen_steps)
         } else {
-            schedule.lr(lr, step - frozen_steps, total - frozen_steps)
+            schedule.lr(lr * self.unfrozen_lr_mult, step - frozen_steps, total - frozen_steps)
         }
     }
 }
@@ -257,7 +266,7 @@ impl TrainConfig {
                 ));
             }
             let mult_ok = |m: f64| m > 0.0 && m <= 1.0;
-            if !(mult_ok(f.first_lr_mult) && mult_ok(f.last_lr_mult)) {
+            if ![f.first_lr_mult, f.last_lr_mult, f.unfrozen_lr_mult].into_iter().all(mult_ok) {
                 return bad("fine_tune learning-rate multipliers must be within (0, 1]".into());
             }
         }

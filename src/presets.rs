@@ -1,17 +1,17 @@
-//! Helpers the example programs share: presets, progress bars, Ctrl-C,
-//! cache building, logging.
+//! The model and training presets: each names a network, its training
+//! recipe and its preprocessing, measured on the real photographs (README,
+//! "Results"). `train` and the workflow start from one.
 use std::path::Path;
 
-use clap::ValueEnum;
 use gemstones_augment::Normalize;
-use gemstones_dataset::{CacheOutcome, PreprocessConfig, Preprocessed};
+use gemstones_dataset::PreprocessConfig;
 use gemstones_model::{
     EfficientNetLiteConfig, FineTune, ModelConfig, OptimizerConfig, OptimizerKind, ProgressiveResize,
-    ResNetConfig, Schedule, StopFlag, TrainConfig, TutorialCnnConfig,
+    ResNetConfig, Schedule, TrainConfig, TutorialCnnConfig,
 };
 
 /// Model and training presets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Preset {
     /// The tutorial: its CNN at 220x220 (dense 512), Adam 1e-3, its
@@ -79,6 +79,7 @@ fn fine_tune_recipe(weights: &str) -> TrainConfig {
             last_lr_mult: 0.5,
             frozen_stages: 4,
             keep_bn_statistics: true,
+            unfrozen_lr_mult: 1.0,
         }),
         // Depthwise convolutions are memory-bound: bf16 trains this network
         // slower than f32 here (measured: 25.8 against 33.3 images/s at 192).
@@ -127,128 +128,53 @@ impl Preset {
     }
 }
 
-/// Exit codes the examples share (README, "Exit codes"): 0 success, 1 an
-/// error (the message names the file or URL), 2 a usage error (clap), and
-/// these two.
-pub mod exit {
-    use std::process::ExitCode;
+impl Preset {
+    /// Every preset, in the order of its names.
+    pub const ALL: [Preset; 4] = [Self::Tutorial, Self::Resnet, Self::Lite0, Self::Lite2];
 
-    /// The run finished but found problems: `verify` found undecodable files
-    /// or a photo in two folders, `predict` could not read some inputs, a
-    /// scrape found no class at all.
-    pub const PROBLEMS: u8 = 3;
-    /// Stopped by Ctrl-C (128 + SIGINT, as shells expect); the work done is
-    /// saved and a re-run resumes it.
-    pub const INTERRUPTED: u8 = 130;
-
-    /// `PROBLEMS` when `found` is true, else success.
-    pub fn problems_if(found: bool) -> ExitCode {
-        if found { ExitCode::from(PROBLEMS) } else { ExitCode::SUCCESS }
-    }
-
-    /// `INTERRUPTED` when `stopped` is true, else success.
-    pub fn interrupted_if(stopped: bool) -> ExitCode {
-        if stopped { ExitCode::from(INTERRUPTED) } else { ExitCode::SUCCESS }
-    }
-}
-
-/// End quietly when stdout is closed early (`count ... | head -1`), as Unix
-/// tools do: restores the default action of SIGPIPE, which the Rust runtime
-/// ignores (its `println!` would then panic on the broken pipe). Every file
-/// this project writes is written atomically, so dying there loses nothing.
-pub fn exit_quietly_on_closed_pipe() {
-    #[cfg(unix)]
-    // SAFETY: called at the start of main, before any other thread exists;
-    // SIG_DFL is a valid disposition for SIGPIPE.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
-}
-
-/// Log to stderr through `tracing`, filtered by `RUST_LOG` (default
-/// `info`).
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
-}
-
-/// A stop flag raised by Ctrl-C (the first press; a second one kills).
-pub fn stop_on_ctrl_c() -> StopFlag {
-    let flag = StopFlag::new();
-    let f = flag.clone();
-    let _ = ctrlc::set_handler(move || {
-        if f.is_stopped() {
-            std::process::exit(130);
-        }
-        eprintln!("\nstopping after this step (Ctrl-C again to kill)...");
-        f.stop();
-    });
-    flag
-}
-
-/// Whether class folders without any file become classes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EmptyClasses {
-    /// Leave them out, with a warning naming them (the default).
-    LeaveOut,
-    /// Keep them (a model whose class list must match another's).
-    Keep,
-}
-
-/// Load or build the preprocessed cache of a folder of class folders, with
-/// a progress bar.
-pub fn prepare(
-    folder: &Path,
-    cfg: &PreprocessConfig,
-    cache: &Path,
-    empty: EmptyClasses,
-) -> gemstones_dataset::Result<(Preprocessed, CacheOutcome)> {
-    let mut scanned = gemstones_dataset::scan(folder)?;
-    for name in &scanned.unusable_names {
-        tracing::warn!("skipped {}: its name is not valid UTF-8 (rename it to use it)", name.display());
-    }
-    if !scanned.empty_classes.is_empty() {
-        tracing::warn!(
-            "{} class folder(s) without files {}: {}",
-            scanned.empty_classes.len(),
-            if empty == EmptyClasses::Keep { "kept as classes" } else { "left out" },
-            scanned.empty_classes.join(", ")
-        );
-        if empty == EmptyClasses::LeaveOut {
-            scanned = scanned.without_empty_classes()?;
+    /// Its name on command lines and in `workflow.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tutorial => "tutorial",
+            Self::Resnet => "resnet",
+            Self::Lite0 => "lite0",
+            Self::Lite2 => "lite2",
         }
     }
-    let bar = gemstones_dataset::progress_bar(scanned.files.len() as u64, "images preprocessed", true);
-    let out = gemstones_dataset::load_or_build(&scanned, cfg, cache, &|n| bar.inc(n));
-    bar.finish_and_clear();
-    out
 }
 
-/// How a scrape example exits: 130 when Ctrl-C stopped it, 3 (with a
-/// warning) when it found no class at all, else 0.
-pub fn scrape_exit_code(summary: &gemstones_scrape::ScrapeSummary) -> std::process::ExitCode {
-    if summary.stopped {
-        return std::process::ExitCode::from(exit::INTERRUPTED);
+impl std::fmt::Display for Preset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
-    if summary.classes == 0 {
-        eprintln!(
-            "warning: no class found from the start page ({} pages read): check the start URL and the \
-             profile's class selectors",
-            summary.pages
-        );
-    }
-    exit::problems_if(summary.classes == 0)
 }
 
-/// Run a scrape that the first Ctrl-C stops cleanly (downloads in flight
-/// finish, the manifest is complete for them).
-pub fn scrape_until_ctrl_c(
-    scraper: gemstones_scrape::Scraper,
-    out: &Path,
-) -> gemstones_scrape::Result<gemstones_scrape::ScrapeSummary> {
-    scraper.stop_flag(stop_on_ctrl_c()).run_blocking(out)
+/// A name that is not a preset's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown preset {given:?} (one of: tutorial, resnet, lite0, lite2)")]
+pub struct UnknownPreset {
+    /// The name given.
+    pub given: String,
+}
+
+impl std::str::FromStr for Preset {
+    type Err = UnknownPreset;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| UnknownPreset { given: s.into() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_preset_reads_back_from_its_name_in_both_spellings() {
+        for p in Preset::ALL {
+            assert_eq!(p.name().parse::<Preset>(), Ok(p));
+            assert_eq!(serde_json::to_value(p).ok(), Some(serde_json::Value::from(p.name())));
+        }
+        assert!("lite1".parse::<Preset>().is_err());
+    }
 }
