@@ -55,12 +55,14 @@ enum Out<'a> {
 pub struct BatchAugmenter {
     cfg: AugmentConfig,
     seed: u64,
+    /// Output `(height, width)`: row-major, as the sampled parameters and
+    /// the warp index it.
     out: (u32, u32),
 }
 
 impl BatchAugmenter {
-    /// An augmenter producing `out_height x out_width` images.
-    pub fn new(cfg: AugmentConfig, seed: u64, out_height: u32, out_width: u32) -> Result<Self> {
+    /// An augmenter producing `out_width x out_height` images.
+    pub fn new(cfg: AugmentConfig, seed: u64, out_width: u32, out_height: u32) -> Result<Self> {
         cfg.validate()?;
         if out_height == 0 || out_width == 0 {
             return Err(Error::InvalidConfig { reason: "output size must be positive".into() });
@@ -78,9 +80,9 @@ impl BatchAugmenter {
         self.seed
     }
 
-    /// Output `(height, width)`.
+    /// Output `(width, height)`.
     pub fn output_size(&self) -> (u32, u32) {
-        self.out
+        (self.out.1, self.out.0)
     }
 
     /// Values in one output image (`3 * height * width`).
@@ -362,7 +364,7 @@ fn check_batch(sources: usize, params: usize, out: usize, len: usize) -> Result<
 /// one image side by side, as a PNG.
 pub fn preview(src: ImageView<'_>, cfg: &AugmentConfig, seed: u64, n: usize, path: &Path) -> Result<()> {
     let (h, w) = (src.height(), src.width());
-    let aug = BatchAugmenter::new(cfg.clone(), seed, h, w)?;
+    let aug = BatchAugmenter::new(cfg.clone(), seed, w, h)?;
     let mut grid = gemstones_dataset::ImageGrid::new(h.max(w).min(256), (n + 1).min(4));
     let original = image::RgbImage::from_raw(w, h, src.data().to_vec())
         .ok_or_else(|| Error::Preview { path: path.into(), reason: "bad source buffer".into() })?;

@@ -19,8 +19,9 @@ pub struct ImageView<'a> {
 }
 
 impl<'a> ImageView<'a> {
-    /// A view of `height x width` interleaved RGB pixels.
-    pub fn new(data: &'a [u8], height: u32, width: u32) -> crate::Result<Self> {
+    /// A view of `width x height` interleaved RGB pixels, row-major
+    /// (width first, as the image crate and the rest of the workspace).
+    pub fn new(data: &'a [u8], width: u32, height: u32) -> crate::Result<Self> {
         let want = height as usize * width as usize * 3;
         if data.len() != want || height == 0 || width == 0 {
             return Err(crate::Error::BadImage { width, height, got: data.len(), want });
@@ -30,7 +31,7 @@ impl<'a> ImageView<'a> {
 
     /// A view of an [`image::RgbImage`].
     pub fn from_rgb(img: &'a image::RgbImage) -> crate::Result<Self> {
-        Self::new(img.as_raw(), img.height(), img.width())
+        Self::new(img.as_raw(), img.width(), img.height())
     }
 
     /// Rows.

@@ -21,9 +21,9 @@ fn px(data: &[u8], w: u32, r: u32, c: u32) -> [u8; 3] {
 }
 
 fn render(cfg: AugmentConfig, p: &AugmentParams, data: &[u8], h: u32, w: u32) -> Vec<u8> {
-    let aug = BatchAugmenter::new(cfg, 0, h, w).unwrap();
+    let aug = BatchAugmenter::new(cfg, 0, w, h).unwrap();
     let mut out = vec![0u8; aug.image_len()];
-    aug.apply_u8(ImageView::new(data, h, w).unwrap(), p, &mut out).unwrap();
+    aug.apply_u8(ImageView::new(data, w, h).unwrap(), p, &mut out).unwrap();
     out
 }
 
@@ -160,7 +160,7 @@ fn matches_keras_apply_transform_away_from_the_borders() {
 fn same_seed_same_pixels_at_any_thread_count_and_batch_composition() {
     let (h, w) = (64, 48);
     let srcs: Vec<Vec<u8>> = (0..10).map(|i| image(h, w, 100 + i)).collect();
-    let views: Vec<ImageView> = srcs.iter().map(|s| ImageView::new(s, h, w).unwrap()).collect();
+    let views: Vec<ImageView> = srcs.iter().map(|s| ImageView::new(s, w, h).unwrap()).collect();
     let idx: Vec<u64> = (0..10).collect();
     let aug = BatchAugmenter::new(AugmentConfig::strong(), 99, 40, 40).unwrap();
     let norm = Normalize::imagenet();
@@ -187,8 +187,8 @@ fn same_seed_same_pixels_at_any_thread_count_and_batch_composition() {
 fn recorded_parameters_replay_the_same_pixels() {
     let (h, w) = (30, 30);
     let srcs: Vec<Vec<u8>> = (0..4).map(|i| image(h, w, i)).collect();
-    let views: Vec<ImageView> = srcs.iter().map(|s| ImageView::new(s, h, w).unwrap()).collect();
-    let aug = BatchAugmenter::new(AugmentConfig::strong(), 5, h, w).unwrap();
+    let views: Vec<ImageView> = srcs.iter().map(|s| ImageView::new(s, w, h).unwrap()).collect();
+    let aug = BatchAugmenter::new(AugmentConfig::strong(), 5, w, h).unwrap();
     let mut rec = Vec::new();
     let mut a = vec![0u8; 4 * aug.image_len()];
     aug.batch_u8_nhwc(&views, &[7, 8, 9, 10], 0, &mut a, Some(&mut rec)).unwrap();
@@ -203,7 +203,7 @@ fn recorded_parameters_replay_the_same_pixels() {
 fn f32_output_is_the_normalised_u8_output() {
     let (h, w) = (20, 24);
     let src = image(h, w, 8);
-    let view = ImageView::new(&src, h, w).unwrap();
+    let view = ImageView::new(&src, w, h).unwrap();
     let aug = BatchAugmenter::new(AugmentConfig::tutorial(), 1, 16, 16).unwrap();
     let p = aug.sample(0, 0, &view);
     let mut u = vec![0u8; aug.image_len()];
@@ -280,7 +280,7 @@ fn a_whole_image_crop_is_the_identity_and_resizing_halves_cleanly() {
         .collect();
     let aug = BatchAugmenter::new(AugmentConfig::identity(), 0, 8, 8).unwrap();
     let mut half = vec![0u8; aug.image_len()];
-    aug.apply_u8(ImageView::new(&blocks, h, w).unwrap(), &AugmentParams::identity(), &mut half).unwrap();
+    aug.apply_u8(ImageView::new(&blocks, w, h).unwrap(), &AugmentParams::identity(), &mut half).unwrap();
     for r in 0..8u32 {
         for c in 0..8u32 {
             assert_eq!(half[((r * 8 + c) * 3) as usize], (r * 8 + c) as u8 * 3);

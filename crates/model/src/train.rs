@@ -366,6 +366,175 @@ struct TrainState {
     train_images: Vec<usize>,
 }
 
+impl Running {
+    /// Count one step: its mean loss and correct predictions over `n`
+    /// images, the time spent waiting for the batch and computing it.
+    fn add(
+        &mut self,
+        loss: f64,
+        correct: f64,
+        n: usize,
+        wait: std::time::Duration,
+        busy: std::time::Duration,
+    ) {
+        self.loss_sum += loss * n as f64;
+        self.correct += correct;
+        self.seen += n;
+        self.wait += wait.as_secs_f64();
+        self.busy += busy.as_secs_f64();
+    }
+
+    fn loss(&self) -> f64 {
+        self.loss_sum / self.seen.max(1) as f64
+    }
+
+    fn accuracy(&self) -> f64 {
+        self.correct / self.seen.max(1) as f64
+    }
+
+    /// For the progress bar.
+    fn summary(&self) -> String {
+        format!("loss {:.3} acc {:.3}", self.loss(), self.accuracy())
+    }
+}
+
+/// What a run trains and carries from step to step.
+struct Session {
+    vs: nn::VarStore,
+    net: Net,
+    opt: Adam,
+    state: TrainState,
+    /// Trainable parameters (for the report).
+    parameters: i64,
+}
+
+/// The steps of a run: per epoch, and the first ones that train only the
+/// classifier when fine-tuning.
+struct Steps {
+    total: usize,
+    frozen: usize,
+}
+
+/// A run's plan: its steps, and the input size (so the augmenter) of each
+/// epoch under progressive resizing.
+struct EpochPlan {
+    batches: usize,
+    steps: Steps,
+    /// One augmenter per input size, and the one each epoch uses.
+    augmenters: Vec<BatchAugmenter>,
+    epoch_augmenter: Vec<usize>,
+}
+
+impl EpochPlan {
+    fn new(model: &ModelConfig, cfg: &TrainConfig, train_images: usize) -> Result<Self> {
+        let size = model.input_size();
+        let batches = batches_per_epoch(train_images, cfg.batch_size);
+        let epoch_sizes = match cfg.progressive {
+            Some(p) if p.start_size < size => {
+                if !model.any_input_size() {
+                    return Err(Error::InvalidConfig {
+                        reason: "progressive resizing needs a network that takes any input size; the \
+                                 tutorial CNN's dense layer fixes it"
+                            .into(),
+                    });
+                }
+                p.sizes(size, cfg.epochs)
+            }
+            _ => vec![size; cfg.epochs],
+        };
+        let mut sizes = epoch_sizes.clone();
+        sizes.dedup();
+        let augmenters = sizes
+            .iter()
+            .map(|&s| BatchAugmenter::new(cfg.augment.clone(), seed_for(cfg.seed, Stream::Augment, 0), s, s))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let epoch_augmenter =
+            epoch_sizes.iter().map(|s| sizes.iter().position(|x| x == s).unwrap_or(0)).collect();
+        let steps = Steps {
+            total: batches * cfg.epochs,
+            frozen: cfg.fine_tune.map_or(0, |f| f.frozen_epochs * batches),
+        };
+        Ok(Self { batches, steps, augmenters, epoch_augmenter })
+    }
+}
+
+/// The training images the loader draws from.
+struct LoaderInput {
+    set: Arc<ImageSet>,
+    train: Vec<usize>,
+}
+
+/// How an epoch ended: its index (0-based), the learning rate of its last
+/// step and its input size.
+struct EpochEnd {
+    epoch: usize,
+    lr: f64,
+    input_size: u32,
+}
+
+impl Session {
+    /// The learning rate of `step`, with the body frozen or not as the
+    /// fine-tuning plan says at that step.
+    fn prepare_step(&mut self, cfg: &TrainConfig, steps: &Steps, step: usize) -> f64 {
+        let Some(f) = cfg.fine_tune else { return cfg.schedule.lr(cfg.lr, step, steps.total) };
+        self.net.freeze_stages(if step < steps.frozen { usize::MAX } else { f.frozen_stages });
+        self.net.keep_bn_statistics(f.keep_bn_statistics);
+        if step == steps.frozen && steps.frozen > 0 {
+            // The body joins in: a fresh optimizer state for the second
+            // phase (the same whether or not a run resumed at this step).
+            self.opt.reset();
+        }
+        f.lr(&cfg.schedule, cfg.lr, step, steps.frozen, steps.total)
+    }
+
+    /// The end of an epoch: validate, record its statistics (its wall
+    /// time from `epoch_start`, validation included; the clock then
+    /// restarts for the next epoch), keep the weights when they are the
+    /// best so far.
+    fn finish_epoch(
+        &mut self,
+        cfg: &TrainConfig,
+        val: &ValSet,
+        end: EpochEnd,
+        epoch_start: &mut Instant,
+        mdir: &ModelDir,
+    ) -> Result<EpochStats> {
+        let (val_loss, top1, top5) = val.evaluate(&self.net)?;
+        let seconds = epoch_start.elapsed().as_secs_f64();
+        *epoch_start = Instant::now();
+        let running = std::mem::take(&mut self.state.running);
+        let train_time = (running.wait + running.busy).max(1e-9);
+        let stats = EpochStats {
+            epoch: end.epoch + 1,
+            train_loss: running.loss(),
+            train_acc: running.accuracy(),
+            val_loss,
+            val_top1: top1,
+            val_top5: top5,
+            lr: end.lr,
+            seconds,
+            images_per_sec: running.seen as f64 / train_time,
+            data_wait: running.wait / train_time,
+            input_size: end.input_size,
+        };
+        let state = &mut self.state;
+        state.epoch = end.epoch + 1;
+        state.batch = 0;
+        let monitored = val_loss.unwrap_or(stats.train_loss);
+        let min_delta = cfg.early_stopping.map_or(0.0, |e| e.min_delta);
+        if monitored < state.best_val_loss - min_delta {
+            state.best_val_loss = monitored;
+            state.best_epoch = stats.epoch;
+            state.bad_epochs = 0;
+            save_weights(&self.vs, &mdir.best_path())?;
+        } else {
+            state.bad_epochs += 1;
+        }
+        state.history.push(stats.clone());
+        Ok(stats)
+    }
+}
+
 type EpochCallback<'a> = Box<dyn FnMut(&EpochStats) + 'a>;
 
 /// Trains a [`ModelConfig`] on an [`ImageSet`] into a model directory.
@@ -451,6 +620,45 @@ impl<'a> Trainer<'a> {
         dir: &Path,
     ) -> Result<TrainReport> {
         let started = Instant::now();
+        self.set_up_threads();
+        let mdir = ModelDir::new(dir);
+        let resume_from = self.open_model_dir(&mdir, &set, preprocess)?;
+        let (train_idx, val_idx) = split_indices(&set, &self.cfg)?;
+        if train_idx.len() < 2 {
+            return Err(Error::InvalidConfig { reason: format!("only {} training images", train_idx.len()) });
+        }
+        let mut session = self.start_session(set.classes.len(), &train_idx, resume_from.as_deref())?;
+        let plan = EpochPlan::new(&self.model, &self.cfg, train_idx.len())?;
+        let val = ValSet::new(&set, &val_idx, self.model.input_size(), &self.cfg.normalize)?;
+        let stop = if session.state.epoch >= self.cfg.epochs {
+            StopReason::Completed
+        } else if early_stopped(&self.cfg, &session.state) {
+            StopReason::EarlyStopped
+        } else {
+            self.train_epochs(&mut session, plan, LoaderInput { set, train: train_idx.clone() }, &val, &mdir)?
+        };
+        // Again at the end: a run that died writing them after its last
+        // checkpoint resumes with nothing left to train.
+        crate::report::write_history(&mdir, &session.state.history)?;
+        let state = session.state;
+        let best_val_top1 =
+            state.history.iter().find(|h| h.epoch == state.best_epoch).and_then(|h| h.val_top1);
+        Ok(TrainReport {
+            history: state.history,
+            best_epoch: state.best_epoch,
+            best_val_top1,
+            stop,
+            images: (train_idx.len(), val_idx.len()),
+            parameters: session.parameters,
+            resumed: resume_from.is_some(),
+            seconds: started.elapsed().as_secs_f64(),
+            model_dir: dir.to_path_buf(),
+        })
+    }
+
+    /// libtorch's thread count, and a warning when glibc's allocator
+    /// cannot be tuned for this thread.
+    fn set_up_threads(&self) {
         if crate::device::tune_malloc()
             && crate::device::on_main_thread() == Some(false)
             && crate::device::best_device() == Device::Cpu
@@ -463,17 +671,26 @@ impl<'a> Trainer<'a> {
         if let Some(t) = self.cfg.threads {
             tch::set_num_threads(t as i32);
         }
-        let cfg = self.cfg.clone();
-        let mdir = ModelDir::new(dir);
-        let classes = set.classes.len();
+    }
+
+    /// Check the model directory can take this run (a checkpoint in it is
+    /// resumed only when asked, only of the same model, classes and
+    /// preprocessing, and only under the same settings unless allowed),
+    /// write the spec, and return the checkpoint to resume, if any.
+    fn open_model_dir(
+        &self,
+        mdir: &ModelDir,
+        set: &ImageSet,
+        preprocess: &PreprocessConfig,
+    ) -> Result<Option<PathBuf>> {
         let spec = ModelSpec {
             format: SPEC_FORMAT,
             model: self.model.clone(),
-            precision: cfg.precision,
+            precision: self.cfg.precision,
             preprocess: *preprocess,
-            normalize: cfg.normalize,
+            normalize: self.cfg.normalize,
             classes: set.classes.names().to_vec(),
-            augment: cfg.augment.clone(),
+            augment: self.cfg.augment.clone(),
         };
         mdir.remove_interrupted_checkpoint_writes()?;
         let resume_from = mdir.resumable();
@@ -492,21 +709,27 @@ impl<'a> Trainer<'a> {
                 });
             }
             let saved: TrainState = read_json(&ckpt.join("state.json"))?;
-            match check_resumable_with(&saved.config, &cfg, &ckpt.join("state.json")) {
+            match check_resumable_with(&saved.config, &self.cfg, &ckpt.join("state.json")) {
                 Err(e) if self.allow_changed_settings => tracing::warn!("continuing as asked: {e}"),
                 other => other?,
             }
         }
         mdir.write_spec(&spec)?;
+        Ok(resume_from)
+    }
 
-        let (train_idx, val_idx) = split_indices(&set, &cfg)?;
-        if train_idx.len() < 2 {
-            return Err(Error::InvalidConfig { reason: format!("only {} training images", train_idx.len()) });
-        }
-
+    /// The network (seeded, pretrained weights loaded when asked), its
+    /// optimizer and the training state: fresh, or restored from
+    /// `resume_from`.
+    fn start_session(
+        &self,
+        classes: usize,
+        train_idx: &[usize],
+        resume_from: Option<&Path>,
+    ) -> Result<Session> {
+        let cfg = &self.cfg;
         // CUDA when libtorch has it and a GPU is present, else the CPU.
-        let device = crate::device::best_device();
-        let mut vs = nn::VarStore::new(device);
+        let mut vs = nn::VarStore::new(crate::device::best_device());
         let net = {
             let _rng = crate::device::torch_rng_lock();
             tch::manual_seed(seed_for(cfg.seed, Stream::WeightInit, 0) as i64);
@@ -517,7 +740,7 @@ impl<'a> Trainer<'a> {
                 reason: format!("fine_tune needs a pretrained network; {} has none", self.model.name()),
             });
         }
-        if let (Some(path), None) = (&cfg.pretrained, &resume_from) {
+        if let (Some(path), None) = (&cfg.pretrained, resume_from) {
             let copied = net.load_pretrained(&vs, &Checkpoint::read(path)?)?;
             tracing::info!("loaded {copied} pretrained tensors from {}", path.display());
         }
@@ -535,9 +758,9 @@ impl<'a> Trainer<'a> {
             bad_epochs: 0,
             history: Vec::new(),
             config: cfg.clone(),
-            train_images: train_idx.clone(),
+            train_images: train_idx.to_vec(),
         };
-        if let Some(ckpt) = &resume_from {
+        if let Some(ckpt) = resume_from {
             load_weights(&mut vs, &ckpt.join("weights.safetensors"))?;
             opt.load(&ckpt.join("optimizer.safetensors"))?;
             state = read_json(&ckpt.join("state.json"))?;
@@ -546,168 +769,79 @@ impl<'a> Trainer<'a> {
             state.config = cfg.clone();
             if state.train_images != train_idx {
                 return Err(Error::BadModel {
-                    path: ckpt.clone(),
+                    path: ckpt.to_path_buf(),
                     reason: "checkpoint was made with another split of the data".into(),
                 });
             }
         }
         to_channels_last(&vs);
-        let resumed = resume_from.is_some();
+        Ok(Session { vs, net, opt, state, parameters })
+    }
 
-        let size = self.model.input_size();
-        let val = ValSet::new(&set, &val_idx, size, &cfg.normalize)?;
-        let nb = batches_per_epoch(train_idx.len(), cfg.batch_size);
-        let total_steps = nb * cfg.epochs;
-        let frozen_steps = cfg.fine_tune.map_or(0, |f| f.frozen_epochs * nb);
-        let epoch_sizes = match cfg.progressive {
-            Some(p) if p.start_size < size => {
-                if !self.model.any_input_size() {
-                    return Err(Error::InvalidConfig {
-                        reason: "progressive resizing needs a network that takes any input size; the \
-                                 tutorial CNN's dense layer fixes it"
-                            .into(),
-                    });
-                }
-                p.sizes(size, cfg.epochs)
+    /// The epoch loop: a step per batch from the background loader; at
+    /// each epoch's end validate, keep the best weights, checkpoint; stop
+    /// early, on Ctrl-C (after a checkpoint), or when the epochs are done.
+    fn train_epochs(
+        &mut self,
+        s: &mut Session,
+        plan: EpochPlan,
+        data: LoaderInput,
+        val: &ValSet,
+        mdir: &ModelDir,
+    ) -> Result<StopReason> {
+        let cfg = self.cfg.clone();
+        let mut loader = Loader::spawn(LoaderPlan {
+            set: data.set,
+            train: Arc::new(data.train),
+            augmenters: plan.augmenters,
+            epoch_augmenter: plan.epoch_augmenter,
+            normalize: cfg.normalize,
+            batch_size: cfg.batch_size,
+            seed: cfg.seed,
+            start: (s.state.epoch, s.state.batch),
+            end_epoch: cfg.epochs,
+            threads: cfg.augment_threads,
+            prefetch: 2,
+        })?;
+        let bar = self.progress_bar(plan.batches as u64);
+        bar.set_position(s.state.batch as u64);
+        let mut epoch_start = Instant::now();
+        let stop = loop {
+            let wait_start = Instant::now();
+            let Some(batch) = loader.next() else { break StopReason::Completed };
+            let batch = batch?;
+            let busy_start = Instant::now();
+            let step = batch.epoch * plan.batches + batch.index;
+            let lr = s.prepare_step(&cfg, &plan.steps, step);
+            let (loss, correct) = train_step(&s.net, &mut s.opt, &cfg, &batch, lr, step)?;
+            if !loss.is_finite() {
+                return Err(Error::NonFiniteLoss { epoch: batch.epoch + 1, batch: batch.index, loss });
             }
-            _ => vec![size; cfg.epochs],
+            s.state.running.add(loss, correct, batch.n, busy_start - wait_start, busy_start.elapsed());
+            s.state.batch = batch.index + 1;
+            let (epoch, input_size) = (batch.epoch, batch.size);
+            loader.recycle(batch.x);
+            bar.inc(1);
+            bar.set_message(format!("epoch {}/{} {}", epoch + 1, cfg.epochs, s.state.running.summary()));
+            if s.state.batch == plan.batches {
+                let stats =
+                    s.finish_epoch(&cfg, val, EpochEnd { epoch, lr, input_size }, &mut epoch_start, mdir)?;
+                self.checkpoint(mdir, &s.vs, &s.opt, &s.state)?;
+                if let Some(f) = self.on_epoch.as_mut() {
+                    f(&stats);
+                }
+                bar.set_position(0);
+                if early_stopped(&cfg, &s.state) {
+                    break StopReason::EarlyStopped;
+                }
+            }
+            if self.stop.is_stopped() {
+                self.checkpoint(mdir, &s.vs, &s.opt, &s.state)?;
+                break StopReason::Interrupted;
+            }
         };
-        let mut sizes = epoch_sizes.clone();
-        sizes.dedup();
-        let augmenters = sizes
-            .iter()
-            .map(|&s| BatchAugmenter::new(cfg.augment.clone(), seed_for(cfg.seed, Stream::Augment, 0), s, s))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        let epoch_augmenter =
-            epoch_sizes.iter().map(|s| sizes.iter().position(|x| x == s).unwrap_or(0)).collect();
-        let img_len = 3 * size as usize * size as usize;
-        let mut stop = StopReason::Completed;
-        if state.epoch >= cfg.epochs || early_stopped(&cfg, &state) {
-            stop = if state.epoch >= cfg.epochs { StopReason::Completed } else { StopReason::EarlyStopped };
-        } else {
-            let mut loader = Loader::spawn(LoaderPlan {
-                set: set.clone(),
-                train: Arc::new(train_idx.clone()),
-                augmenters,
-                epoch_augmenter,
-                normalize: cfg.normalize,
-                batch_size: cfg.batch_size,
-                seed: cfg.seed,
-                start: (state.epoch, state.batch),
-                end_epoch: cfg.epochs,
-                threads: cfg.augment_threads,
-                prefetch: 2,
-            })?;
-            let bar = self.progress_bar(nb as u64);
-            let mut epoch_start = Instant::now();
-            bar.set_position(state.batch as u64);
-            loop {
-                let wait_start = Instant::now();
-                let Some(batch) = loader.next() else { break };
-                let batch = batch?;
-                let busy_start = Instant::now();
-                state.running.wait += (busy_start - wait_start).as_secs_f64();
-                let step = batch.epoch * nb + batch.index;
-                let lr = match cfg.fine_tune {
-                    Some(f) => {
-                        net.freeze_stages(if step < frozen_steps { usize::MAX } else { f.frozen_stages });
-                        net.keep_bn_statistics(f.keep_bn_statistics);
-                        if step == frozen_steps && frozen_steps > 0 {
-                            // The body joins in: a fresh optimizer state for
-                            // the second phase (the same whether or not a run
-                            // resumed at this step).
-                            opt.reset();
-                        }
-                        f.lr(&cfg.schedule, cfg.lr, step, frozen_steps, total_steps)
-                    }
-                    None => cfg.schedule.lr(cfg.lr, step, total_steps),
-                };
-                let (loss, correct) = train_step(&net, &mut opt, &cfg, &batch, lr, step)?;
-                if !loss.is_finite() {
-                    return Err(Error::NonFiniteLoss { epoch: batch.epoch + 1, batch: batch.index, loss });
-                }
-                state.running.loss_sum += loss * batch.n as f64;
-                state.running.correct += correct;
-                state.running.seen += batch.n;
-                state.running.busy += busy_start.elapsed().as_secs_f64();
-                state.batch = batch.index + 1;
-                let (epoch, n, batch_size_px) = (batch.epoch, batch.n, batch.size);
-                loader.recycle(batch.x);
-                bar.inc(1);
-                bar.set_message(format!(
-                    "epoch {}/{} loss {:.3} acc {:.3}",
-                    epoch + 1,
-                    cfg.epochs,
-                    state.running.loss_sum / state.running.seen.max(1) as f64,
-                    state.running.correct / state.running.seen.max(1) as f64
-                ));
-                let _ = n;
-                if state.batch == nb {
-                    // End of epoch: validate, record, checkpoint.
-                    let (val_loss, top1, top5) = val.evaluate(&net, img_len)?;
-                    let train_time = state.running.wait + state.running.busy;
-                    let stats = EpochStats {
-                        epoch: epoch + 1,
-                        train_loss: state.running.loss_sum / state.running.seen.max(1) as f64,
-                        train_acc: state.running.correct / state.running.seen.max(1) as f64,
-                        val_loss,
-                        val_top1: top1,
-                        val_top5: top5,
-                        lr,
-                        seconds: epoch_start.elapsed().as_secs_f64(),
-                        images_per_sec: state.running.seen as f64 / train_time.max(1e-9),
-                        data_wait: state.running.wait / train_time.max(1e-9),
-                        input_size: batch_size_px,
-                    };
-                    epoch_start = Instant::now();
-                    state.epoch = epoch + 1;
-                    state.batch = 0;
-                    state.running = Running::default();
-                    let monitored = val_loss.unwrap_or(stats.train_loss);
-                    let min_delta = cfg.early_stopping.map_or(0.0, |e| e.min_delta);
-                    if monitored < state.best_val_loss - min_delta {
-                        state.best_val_loss = monitored;
-                        state.best_epoch = stats.epoch;
-                        state.bad_epochs = 0;
-                        save_weights(&vs, &mdir.best_path())?;
-                    } else {
-                        state.bad_epochs += 1;
-                    }
-                    state.history.push(stats.clone());
-                    self.checkpoint(&mdir, &vs, &opt, &state)?;
-                    if let Some(f) = self.on_epoch.as_mut() {
-                        f(&stats);
-                    }
-                    bar.set_position(0);
-                    if early_stopped(&cfg, &state) {
-                        stop = StopReason::EarlyStopped;
-                        break;
-                    }
-                }
-                if self.stop.is_stopped() {
-                    stop = StopReason::Interrupted;
-                    self.checkpoint(&mdir, &vs, &opt, &state)?;
-                    break;
-                }
-            }
-            bar.finish_and_clear();
-        }
-        // Again at the end: a run that died writing them after its last
-        // checkpoint resumes with nothing left to train.
-        crate::report::write_history(&mdir, &state.history)?;
-        let best_val_top1 =
-            state.history.iter().find(|h| h.epoch == state.best_epoch).and_then(|h| h.val_top1);
-        Ok(TrainReport {
-            history: state.history,
-            best_epoch: state.best_epoch,
-            best_val_top1,
-            stop,
-            images: (train_idx.len(), val_idx.len()),
-            parameters,
-            resumed,
-            seconds: started.elapsed().as_secs_f64(),
-            model_dir: dir.to_path_buf(),
-        })
+        bar.finish_and_clear();
+        Ok(stop)
     }
 
     fn checkpoint(&self, mdir: &ModelDir, vs: &nn::VarStore, opt: &Adam, state: &TrainState) -> Result<()> {
@@ -875,11 +1009,11 @@ impl ValSet {
     }
 
     /// Mean loss, top-1 and top-5 accuracy (None without a validation set).
-    fn evaluate(&self, net: &Net, img_len: usize) -> Result<(Option<f64>, Option<f64>, Option<f64>)> {
+    fn evaluate(&self, net: &Net) -> Result<(Option<f64>, Option<f64>, Option<f64>)> {
         if self.y.is_empty() {
             return Ok((None, None, None));
         }
-        let logits = logits_of(net, &self.x, img_len, self.size)?;
+        let logits = logits_of(net, &self.x, 3 * (self.size * self.size) as usize, self.size)?;
         let y = Tensor::f_from_slice(&self.y)?;
         let loss =
             f64::try_from(logits.f_cross_entropy_loss::<Tensor>(&y, None, Reduction::Mean, -100, 0.0)?)?;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::error::{Error, Result};
-use crate::extract::{class_pages, image_urls};
+use crate::extract::{ClassPage, class_pages, image_urls};
 use crate::fetch::{FetchConfig, FetchFailure, Http};
 use crate::profile::{SiteProfile, SourceKind};
 use crate::source::{PageSource, StaticSource};
@@ -162,7 +162,9 @@ impl Scraper {
         }
     }
 
-    /// Scrape with a given page source.
+    /// Scrape with a given page source: the class list from the start
+    /// page, the image URLs from each class page, then the downloads,
+    /// committed to disk and to the manifest in page order.
     pub async fn run_with<S: PageSource>(
         &self,
         source: &S,
@@ -173,7 +175,19 @@ impl Scraper {
         crate::store::remove_stale_temporaries(out)?;
         let mut manifest = Manifest::open(&manifest_path)?;
         let mut summary = ScrapeSummary { manifest: manifest_path.clone(), ..Default::default() };
+        let classes = self.class_list(source, &mut summary).await?;
+        let jobs = self.image_jobs(source, &classes, &mut summary).await?;
+        self.download(http, out, &mut manifest, &mut summary, jobs).await?;
+        Ok(summary)
+    }
 
+    /// The class pages linked from the start page that the profile
+    /// allows, at most `max_classes`.
+    async fn class_list<S: PageSource>(
+        &self,
+        source: &S,
+        summary: &mut ScrapeSummary,
+    ) -> Result<Vec<ClassPage>> {
         let start = &self.profile.start_url;
         let html = source.html(start, None).await?;
         summary.pages += 1;
@@ -183,12 +197,23 @@ impl Scraper {
             classes.truncate(m);
         }
         summary.classes = classes.len();
+        Ok(classes)
+    }
 
-        // Class pages are read concurrently when the source allows it (the
-        // rate limit still applies), and used in page order.
+    /// The images to fetch: each class page's image URLs that the profile
+    /// allows, at most `max_images_per_class` each. Class pages are read
+    /// concurrently when the source allows it (the rate limit still
+    /// applies) and used in page order; a page that fails is recorded and
+    /// skipped.
+    async fn image_jobs<S: PageSource>(
+        &self,
+        source: &S,
+        classes: &[ClassPage],
+        summary: &mut ScrapeSummary,
+    ) -> Result<Vec<Job>> {
         let page_concurrency = if source.concurrent() { self.cfg.fetch.concurrency.max(1) } else { 1 };
         let wait_for = self.profile.wait_for.as_deref();
-        let mut pages = futures::stream::iter(&classes)
+        let mut pages = futures::stream::iter(classes)
             .map(|class| async move {
                 if self.stop.is_stopped() {
                     return None;
@@ -220,9 +245,22 @@ impl Scraper {
                 image,
             }));
         }
-        drop(pages);
         summary.images_found = jobs.len();
+        Ok(jobs)
+    }
 
+    /// Fetch every job the manifest does not hold yet, concurrently, and
+    /// commit the results in page order, so which of two identical images
+    /// is kept, and the file names, do not depend on timing (a resumed run
+    /// ends with the same tree as an uninterrupted one).
+    async fn download(
+        &self,
+        http: &Http,
+        out: &Path,
+        manifest: &mut Manifest,
+        summary: &mut ScrapeSummary,
+        jobs: Vec<Job>,
+    ) -> Result<()> {
         let bar = gemstones_dataset::progress_bar(jobs.len() as u64, "images", self.cfg.progress);
         let limit = self.cfg.max_images.unwrap_or(usize::MAX);
         let saved = AtomicUsize::new(0);
@@ -233,10 +271,6 @@ impl Scraper {
                 (j, done)
             })
             .collect();
-        // Downloads run concurrently; their results are committed in page
-        // order, so which of two identical images is kept, and the file
-        // names, do not depend on timing (a resumed run ends with the same
-        // tree as an uninterrupted one).
         let results = futures::stream::iter(jobs)
             .map(|(job, manifest_done)| {
                 let (saved, bar) = (&saved, &bar);
@@ -268,7 +302,7 @@ impl Scraper {
             };
             let commit = async {
                 while let Some(item) = rx.recv().await {
-                    self.record(out, &mut manifest, &mut summary, &saved, limit, item).await?;
+                    self.record(out, manifest, summary, &saved, limit, item).await?;
                 }
                 Ok::<(), Error>(())
             };
@@ -279,12 +313,12 @@ impl Scraper {
             // before it are known, so nothing past the limit is fetched (and
             // a resumed run fetches nothing twice).
             while let Some(item) = results.next().await {
-                self.record(out, &mut manifest, &mut summary, &saved, limit, item).await?;
+                self.record(out, manifest, summary, &saved, limit, item).await?;
             }
         }
         bar.finish_and_clear();
         summary.stopped = self.stop.is_stopped() || saved.load(Ordering::SeqCst) >= limit;
-        Ok(summary)
+        Ok(())
     }
 
     /// Commit one download (or skip it) and count it in the summary.
