@@ -144,18 +144,6 @@ pub fn canny_into(
     }
 }
 
-/// CPU feature sets the hot loops are compiled for (chosen at run time);
-/// the portable build only has SSE2.
-macro_rules! simd_targets {
-    ($item:item) => {
-        #[multiversion::multiversion(targets(
-            "x86_64+avx512f+avx512bw+avx512vl+avx2+fma",
-            "x86_64+avx2+fma"
-        ))]
-        $item
-    };
-}
-
 simd_targets! {
 /// Channels as separate i16 planes of `(w + 2) x (h + 2)`, borders
 /// replicated.

@@ -33,6 +33,18 @@
 //! ```
 #![deny(missing_docs)]
 
+/// CPU feature sets the hot loops are compiled for (chosen at run time);
+/// the portable build only has SSE2.
+macro_rules! simd_targets {
+    ($item:item) => {
+        #[multiversion::multiversion(targets(
+            "x86_64+avx512f+avx512bw+avx512vl+avx2+fma",
+            "x86_64+avx2+fma"
+        ))]
+        $item
+    };
+}
+
 mod cache;
 mod class_index;
 mod count;

@@ -99,7 +99,7 @@ impl Default for QualityLimits {
 pub struct Quality {
     /// Variance of the Laplacian of the grey image.
     pub sharpness: f32,
-    /// Mean grey level (0-255).
+    /// Mean grey level (0-255), over a grid of at least 64 pixels a side.
     pub brightness: f32,
     /// 5th percentile of the grey levels.
     pub darkest_tones: u8,
@@ -121,9 +121,9 @@ impl Quality {
     pub(crate) fn of_grey(image: &DynamicImage, g: &image::GrayImage, limits: &QualityLimits) -> Self {
         let (w, h) = (g.width() as usize, g.height() as usize);
         let px = g.as_raw();
-        let histogram = histogram(px);
+        let histogram = sampled_histogram(px, w, h);
         let (brightness, contrast) = mean_and_deviation(&histogram);
-        let fifth = px.len() / 20;
+        let fifth = histogram.iter().sum::<u32>() as usize / 20;
         let mut seen = 0;
         let darkest_tones = (0..=255u8)
             .find(|&v| {
@@ -172,6 +172,23 @@ fn histogram(px: &[u8]) -> [u32; 256] {
     std::array::from_fn(|level| parts.iter().map(|part| part[level]).sum())
 }
 
+/// Side of the grid [`sampled_histogram`] keeps, at least: the grey
+/// levels' mean, spread and 5th percentile need a few thousand pixels,
+/// not every one (as [`chroma`]).
+const HISTOGRAM_SIDE: usize = 64;
+
+/// The [`histogram`] of every `s`-th pixel of every `s`-th row of a
+/// `w x h` grey image, `s` keeping at least [`HISTOGRAM_SIDE`] pixels on
+/// the shorter side.
+fn sampled_histogram(px: &[u8], w: usize, h: usize) -> [u32; 256] {
+    let step = (w.min(h) / HISTOGRAM_SIDE).max(1);
+    if step == 1 || w == 0 {
+        return histogram(px);
+    }
+    let sample: Vec<u8> = px.chunks_exact(w).step_by(step).flat_map(|row| row.iter().step_by(step).copied()).collect();
+    histogram(&sample)
+}
+
 /// Mean and standard deviation of the grey levels, from their histogram
 /// (exact integer sums; a float sum over every pixel cannot be
 /// vectorised and was most of the flags' cost).
@@ -194,6 +211,7 @@ fn mean_and_deviation(histogram: &[u32; 256]) -> (f32, f32) {
 /// 1020 (four neighbours of 255) times this stay within a `u32`.
 const LAPLACIAN_CHUNK: usize = 1024;
 
+simd_targets! {
 /// Variance of the 4-neighbour Laplacian over the interior pixels. Each
 /// row is five shifted slices zipped together, summed in 32-bit integers
 /// a chunk at a time, so the loop vectorises (this pass and the float
@@ -224,6 +242,7 @@ fn laplacian_variance(px: &[u8], w: usize, h: usize) -> f32 {
     let mean = sum as f64 / n;
     (sum2 as f64 / n - mean * mean) as f32
 }
+}
 
 /// Mean chroma (max - min of R, G, B) over a grid of about 64x64 pixels
 /// (a mean needs no more; a pass over every pixel was most of the cost).
@@ -240,7 +259,7 @@ fn chroma(image: &DynamicImage) -> f32 {
     };
     let (mut sum, mut n) = (0u64, 0u64);
     for row in raw.chunks_exact(w.max(1) * 3).step_by(step) {
-        for p in row.chunks_exact(3).step_by(step) {
+        for p in crate::similar::every_nth_pixel(row, step) {
             let (hi, lo) = (p[0].max(p[1]).max(p[2]), p[0].min(p[1]).min(p[2]));
             sum += (hi - lo) as u64;
             n += 1;

@@ -121,11 +121,10 @@ pub(crate) fn grey(image: &DynamicImage) -> image::GrayImage {
         DynamicImage::ImageRgb8(rgb) => {
             let stride = w as usize * 3;
             for row in rgb.as_raw().chunks_exact(stride).step_by(step) {
-                px.extend(
-                    row.chunks_exact(3)
-                        .step_by(step)
-                        .map(|p| ((77 * p[0] as u32 + 150 * p[1] as u32 + 29 * p[2] as u32) >> 8) as u8),
-                );
+                match step {
+                    1 => luma_row(row, &mut px),
+                    _ => px.extend(every_nth_pixel(row, step).map(|p| luma(p[0], p[1], p[2]))),
+                }
             }
         }
         _ => {
@@ -136,6 +135,36 @@ pub(crate) fn grey(image: &DynamicImage) -> image::GrayImage {
         }
     }
     image::GrayImage::from_raw(sw, sh, px).unwrap_or_else(|| image.to_luma8())
+}
+
+/// Pixels `0, n, 2n, ...` of a row of RGB pixels: the first pixel of each
+/// chunk of `n` (chunks rather than `step_by`, which kept this loop from
+/// being compiled tightly and made it most of the health measurements'
+/// cost; written by hand for that goal, README "Dataset health").
+pub(crate) fn every_nth_pixel(row: &[u8], n: usize) -> impl Iterator<Item = &[u8]> {
+    let chunks = row.chunks_exact(3 * n);
+    let last = chunks.remainder();
+    chunks.map(|c| &c[..3]).chain((last.len() >= 3).then(|| &last[..3]))
+}
+
+simd_targets! {
+/// The luma of every pixel of a row: a plain loop over pixels, compiled
+/// for AVX2 too (chosen at run time), where the compiler deinterleaves
+/// the channels with vector shuffles; the portable SSE2 build loads each
+/// byte alone, which made this a third of the health measurements' cost
+/// (written by hand for that goal, README "Dataset health").
+fn luma_row(row: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.resize(start + row.len() / 3, 0);
+    for (y, p) in out[start..].iter_mut().zip(row.chunks_exact(3)) {
+        *y = luma(p[0], p[1], p[2]);
+    }
+}
+}
+
+/// Integer BT.601 luma of an 8-bit RGB pixel.
+fn luma(r: u8, g: u8, b: u8) -> u8 {
+    ((77 * u32::from(r) + 150 * u32::from(g) + 29 * u32::from(b)) >> 8) as u8
 }
 
 /// [`box_downscale`] of an `in_w x in_h` float image (cells may share
@@ -359,6 +388,30 @@ mod tests {
 
     fn h(phash: u64, dhash: u64) -> PerceptualHash {
         PerceptualHash { phash, dhash }
+    }
+
+    #[test]
+    fn a_row_s_luma_is_each_pixel_s_luma() {
+        for width in [1usize, 15, 16, 17, 250] {
+            let row: Vec<u8> = (0..width * 3).map(|i| (i * 37 % 256) as u8).collect();
+            let mut ours = vec![7];
+            luma_row(&row, &mut ours);
+            let plain: Vec<u8> = row.chunks_exact(3).map(|p| luma(p[0], p[1], p[2])).collect();
+            assert_eq!(ours[0], 7);
+            assert_eq!(ours[1..], plain, "width {width}");
+        }
+    }
+
+    #[test]
+    fn every_nth_pixel_is_step_by_over_pixels() {
+        for width in [1usize, 2, 5, 7, 64, 251] {
+            let row: Vec<u8> = (0..width * 3).map(|i| (i % 251) as u8).collect();
+            for n in 1..5 {
+                let ours: Vec<&[u8]> = every_nth_pixel(&row, n).collect();
+                let plain: Vec<&[u8]> = row.chunks_exact(3).step_by(n).collect();
+                assert_eq!(ours, plain, "width {width}, every {n}");
+            }
+        }
     }
 
     #[test]
