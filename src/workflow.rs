@@ -144,6 +144,15 @@ fn at<E: std::error::Error + Send + Sync + 'static>(stage: &'static str) -> impl
     move |e| WorkflowError::Stage { stage, source: Box::new(e) }
 }
 
+/// A dataset step's result, its cancellation by Ctrl-C as
+/// [`WorkflowError::Stopped`], any other error named after `stage`.
+fn stopped_or<T>(result: gemstones_dataset::Result<T>, stage: &'static str) -> Result<T, WorkflowError> {
+    match result {
+        Err(gemstones_dataset::Error::Cancelled) => Err(WorkflowError::Stopped),
+        other => other.map_err(at(stage)),
+    }
+}
+
 /// What the workflow produced.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorkflowOutcome {
@@ -399,10 +408,7 @@ impl Stages<'_> {
             dups.len()
         ));
         self.quarantine(&checked.problems, photos)?;
-        let renamed = match rename_until(photos, &RenameConfig::default(), &self.stop) {
-            Err(gemstones_dataset::Error::Cancelled) => return Err(WorkflowError::Stopped),
-            other => other.map_err(at("rename"))?,
-        };
+        let renamed = stopped_or(rename_until(photos, &RenameConfig::default(), &self.stop), "rename")?;
         self.say(&format!(
             "renamed {} files to <class>_<n>.<ext> ({} already named)",
             renamed.renamed, renamed.kept
@@ -492,10 +498,10 @@ impl Stages<'_> {
         crate::presets::check_pretrained(&train).map_err(at("train"))?;
         let cache_dir = self.run.join("cache");
         let cached = |dir: &Path, name: &str| {
-            prepare_folder(dir, &pre, &cache_dir.join(name), EmptyClasses::LeaveOut, self.cfg.progress)
+            prepare_folder(dir, &pre, &cache_dir.join(name), EmptyClasses::LeaveOut, self.cfg.progress, &self.stop)
         };
-        let (train_set, _) = cached(&data.train_dir, "train.cache").map_err(at("preprocess train"))?;
-        let (test_set, _) = cached(&data.test_dir, "test.cache").map_err(at("preprocess test"))?;
+        let (train_set, _) = stopped_or(cached(&data.train_dir, "train.cache"), "preprocess train")?;
+        let (test_set, _) = stopped_or(cached(&data.test_dir, "test.cache"), "preprocess test")?;
         self.say(&format!(
             "preprocessed (gem crop, {0}x{0}) and cached {1} train and {2} test images in {3}",
             pre.size,

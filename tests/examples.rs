@@ -306,7 +306,7 @@ fn evaluate_refuses_an_unknown_class_before_writing_anything() {
 
 #[test]
 fn empty_class_folders_are_left_out_of_training_unless_asked() {
-    use gemstones::dataset::{EmptyClasses, prepare_folder};
+    use gemstones::dataset::{EmptyClasses, StopFlag, prepare_folder};
     let dir = tempfile::tempdir().unwrap();
     let photos = dir.path().join("photos");
     for (class, n) in [("Ruby", 2), ("Empty", 0), ("Garnet", 2)] {
@@ -317,14 +317,14 @@ fn empty_class_folders_are_left_out_of_training_unless_asked() {
     }
     let pre = gemstones::dataset::PreprocessConfig { size: 32, ..Default::default() };
     let (left_out, _) =
-        prepare_folder(&photos, &pre, &dir.path().join("a.cache"), EmptyClasses::LeaveOut, false).unwrap();
+        prepare_folder(&photos, &pre, &dir.path().join("a.cache"), EmptyClasses::LeaveOut, false, &StopFlag::new()).unwrap();
     assert_eq!(left_out.set.classes.names(), ["Garnet", "Ruby"]);
     assert_eq!(left_out.set.len(), 4);
     let mut labels: Vec<_> = left_out.set.labels.to_vec();
     labels.sort();
     assert_eq!(labels, [0, 0, 1, 1]);
     let (kept, _) =
-        prepare_folder(&photos, &pre, &dir.path().join("b.cache"), EmptyClasses::Keep, false).unwrap();
+        prepare_folder(&photos, &pre, &dir.path().join("b.cache"), EmptyClasses::Keep, false, &StopFlag::new()).unwrap();
     assert_eq!(kept.set.classes.names(), ["Empty", "Garnet", "Ruby"]);
 }
 

@@ -175,7 +175,7 @@ fn fuzz_cache_file() {
     let dir = tempfile::tempdir().unwrap();
     let folder = scan(support::tiny_photos(dir.path(), 2, 6)).unwrap();
     let cfg = PreprocessConfig { size: 16, ..PreprocessConfig::default() };
-    let pre = preprocess_folder(&folder, &cfg, &|_| {}).unwrap();
+    let pre = preprocess_folder(&folder, &cfg, &|_| {}, &gemstones::dataset::StopFlag::new()).unwrap();
     let cache = dir.path().join("set.cache");
     save_cache(&cache, &pre, &cfg, &fingerprint(&folder, &cfg).unwrap()).unwrap();
     let seed = std::fs::read(&cache).unwrap();

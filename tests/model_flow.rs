@@ -18,7 +18,7 @@ fn tiny_set(dir: &Path) -> (Arc<ImageSet>, PreprocessConfig) {
     };
     write_synthetic_set(dir, &synth).unwrap();
     let pre = PreprocessConfig { size: 36, ..PreprocessConfig::default() };
-    let p = preprocess_folder(&scan(dir).unwrap(), &pre, &|_| {}).unwrap();
+    let p = preprocess_folder(&scan(dir).unwrap(), &pre, &|_| {}, &StopFlag::new()).unwrap();
     assert!(p.problems.is_empty());
     (Arc::new(p.set), pre)
 }
@@ -500,7 +500,7 @@ fn the_validation_split_never_scores_a_copy_of_a_training_image() {
         }
     }
     let pre = PreprocessConfig { size: 48, ..PreprocessConfig::default() };
-    let set = preprocess_folder(&scan(&photos).unwrap(), &pre, &|_| {}).unwrap().set;
+    let set = preprocess_folder(&scan(&photos).unwrap(), &pre, &|_| {}, &StopFlag::new()).unwrap().set;
     let groups = gemstones::dataset::near_duplicate_groups(&set.hashes, 4);
     assert!(groups.len() >= 4 && groups.iter().all(|g| g.len() >= 4), "{groups:?}");
     let cfg = TrainConfig { val_fraction: 0.5, ..TrainConfig::strong() };

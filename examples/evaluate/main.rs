@@ -52,6 +52,9 @@ fn main() -> anyhow::Result<()> {
         &cache,
         EmptyClasses::LeaveOut,
         true,
+        // Short enough that Ctrl-C may simply end it: every file is
+        // written atomically.
+        &gemstones::dataset::StopFlag::new(),
     )?;
     for p in &pre.problems {
         println!("skipped {p}");

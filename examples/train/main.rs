@@ -156,14 +156,15 @@ fn main() -> anyhow::Result<ExitCode> {
     let cache = a.cache.clone().unwrap_or_else(|| {
         a.out.parent().unwrap_or(&a.out).join(format!("{}-{}.cache", name.replace(' ', "_"), pre.size))
     });
-    let (prepared, outcome) = prepare_folder(
-        &a.photos,
-        &pre,
-        &cache,
-        if a.keep_empty_classes { EmptyClasses::Keep } else { EmptyClasses::LeaveOut },
-        true,
-    )
-    .with_context(|| format!("preparing {}", a.photos.display()))?;
+    let stop = stop_on_ctrl_c();
+    let empty = if a.keep_empty_classes { EmptyClasses::Keep } else { EmptyClasses::LeaveOut };
+    let (prepared, outcome) = match prepare_folder(&a.photos, &pre, &cache, empty, true, &stop) {
+        Err(gemstones::dataset::Error::Cancelled) => {
+            eprintln!("stopped while preprocessing (no cache written); run again to build it");
+            return Ok(ExitCode::from(exit::INTERRUPTED));
+        }
+        other => other.with_context(|| format!("preparing {}", a.photos.display()))?,
+    };
     println!(
         "dataset: {} images of {} classes ({}x{}; cache {:?}: {})",
         prepared.set.len(),
@@ -190,7 +191,7 @@ fn main() -> anyhow::Result<ExitCode> {
     let report = Trainer::new(model, train.clone())?
         .resume(!a.no_resume)
         .allow_changed_settings(a.allow_changed_settings)
-        .stop_flag(stop_on_ctrl_c())
+        .stop_flag(stop)
         .on_epoch(|e| {
             println!(
                 "epoch {:3} @{} loss {:.4} acc {:.3} | val loss {} top1 {} top5 {} | lr {:.2e} | {:.1}s, {:.1} img/s, data wait {:.1}%",

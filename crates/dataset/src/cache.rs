@@ -18,6 +18,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::preprocess::{CropBox, ImageSet, PreprocessConfig, Preprocessed, preprocess_folder};
 use crate::scan::ImageFolder;
 use crate::similar::PerceptualHash;
+use crate::stop::StopFlag;
 
 const MAGIC: &[u8; 8] = b"GEMCACHE";
 /// Version of the cache layout; a file of another version is rebuilt.
@@ -201,6 +202,7 @@ pub fn prepare_folder(
     cache: &Path,
     empty: EmptyClasses,
     progress: bool,
+    stop: &StopFlag,
 ) -> Result<(Preprocessed, CacheOutcome)> {
     let mut scanned = crate::scan::scan(dir)?;
     for name in &scanned.unusable_names {
@@ -218,7 +220,7 @@ pub fn prepare_folder(
         }
     }
     let bar = crate::progress::progress_bar(scanned.files.len() as u64, "images preprocessed", progress);
-    let out = load_or_build(&scanned, cfg, cache, &|n| bar.inc(n));
+    let out = load_or_build(&scanned, cfg, cache, &|n| bar.inc(n), stop);
     bar.finish_and_clear();
     out
 }
@@ -230,6 +232,7 @@ pub fn load_or_build(
     cfg: &PreprocessConfig,
     cache: &Path,
     progress: &(dyn Fn(u64) + Sync),
+    stop: &StopFlag,
 ) -> Result<(Preprocessed, CacheOutcome)> {
     folder.require_no_pending_rename()?;
     let fp = fingerprint(folder, cfg)?;
@@ -242,7 +245,7 @@ pub fn load_or_build(
     } else {
         CacheOutcome::Built
     };
-    let pre = preprocess_folder(folder, cfg, progress)?;
+    let pre = preprocess_folder(folder, cfg, progress, stop)?;
     if pre.set.is_empty() {
         return Err(Error::NoImages { path: folder.root.clone() });
     }

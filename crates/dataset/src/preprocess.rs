@@ -14,6 +14,7 @@ use crate::edges::{CannyScratch, EdgeMap, canny_into};
 use crate::error::{Error, Result};
 use crate::scan::ImageFolder;
 use crate::similar::PerceptualHash;
+use crate::stop::StopFlag;
 
 /// The tutorial's gem crop: Canny edges on a squashed copy, then the
 /// bounding box of the edges.
@@ -497,11 +498,13 @@ pub struct Preprocessed {
 
 /// Preprocess every file of a scanned folder, in parallel (rayon), skipping
 /// and reporting files that do not decode. Calls `progress(1)` after each
-/// file, from any thread.
+/// file, from any thread. Once `stop` is raised the files not started are
+/// skipped and the result is [`Error::Cancelled`](crate::Error::Cancelled).
 pub fn preprocess_folder(
     folder: &ImageFolder,
     cfg: &PreprocessConfig,
     progress: &(dyn Fn(u64) + Sync),
+    stop: &StopFlag,
 ) -> Result<Preprocessed> {
     cfg.validate()?;
     folder.require_no_pending_rename()?;
@@ -514,6 +517,13 @@ pub fn preprocess_folder(
         .map_init(
             || Preprocessor::new(*cfg),
             |pp, (out, f)| {
+                if stop.is_stopped() {
+                    return Err(Problem {
+                        path: f.path.clone(),
+                        kind: ProblemKind::Unreadable,
+                        detail: "not read: stopped".into(),
+                    });
+                }
                 let pp = pp.as_mut().map_err(|e| Problem {
                     path: f.path.clone(),
                     kind: ProblemKind::Unsupported,
@@ -531,6 +541,9 @@ pub fn preprocess_folder(
             },
         )
         .collect();
+    if stop.is_stopped() {
+        return Err(Error::Cancelled);
+    }
     let mut labels = Vec::with_capacity(n);
     let mut files = Vec::with_capacity(n);
     let mut crops = Vec::with_capacity(n);

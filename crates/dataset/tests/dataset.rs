@@ -214,14 +214,14 @@ fn a_folder_with_an_unfinished_rename_is_flagged_and_refused() {
     assert!(report.problems.iter().any(|p| p.kind == ProblemKind::RenamePending), "{:?}", report.problems);
     let pre = PreprocessConfig { size: 32, ..PreprocessConfig::default() };
     for err in [
-        preprocess_folder(&folder, &pre, &|_| {}).err(),
-        load_or_build(&folder, &pre, &dir.path().join("c.cache"), &|_| {}).err(),
+        preprocess_folder(&folder, &pre, &|_| {}, &StopFlag::new()).err(),
+        load_or_build(&folder, &pre, &dir.path().join("c.cache"), &|_| {}, &StopFlag::new()).err(),
         split_folder(&folder, dir.path().join("split"), &SplitConfig::default()).err(),
     ] {
         assert!(err.as_ref().is_some_and(|e| e.to_string().contains("rename --apply")), "{err:?}");
     }
     rename(&root, &RenameConfig::default()).unwrap();
-    assert!(preprocess_folder(&scan(&root).unwrap(), &pre, &|_| {}).is_ok());
+    assert!(preprocess_folder(&scan(&root).unwrap(), &pre, &|_| {}, &StopFlag::new()).is_ok());
 }
 
 fn copy_tree(from: &Path, to: &Path) {
@@ -343,6 +343,29 @@ fn cross_split_leakage_is_found() {
 }
 
 #[test]
+fn a_stopped_preprocessing_is_cancelled_writes_no_cache_and_a_rerun_builds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("train");
+    for i in 0..12 {
+        write(&root, &format!("Ruby/ruby_{i}.jpg"), &jpeg(0, i));
+    }
+    let cache = dir.path().join("train.cache");
+    let cfg = PreprocessConfig { size: 32, ..Default::default() };
+    let folder = scan(&root).unwrap();
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let count = |n: u64| {
+        done.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+    };
+    let stopped = load_or_build(&folder, &cfg, &cache, &count, &StopFlag::after_checks(3));
+    assert!(matches!(stopped, Err(Error::Cancelled)), "{stopped:?}");
+    assert!(!cache.exists());
+    // The files after the stop were not preprocessed.
+    assert!(done.load(std::sync::atomic::Ordering::SeqCst) < 12);
+    let (built, outcome) = load_or_build(&folder, &cfg, &cache, &|_| {}, &StopFlag::new()).unwrap();
+    assert_eq!((built.set.len(), outcome), (12, CacheOutcome::Built));
+}
+
+#[test]
 fn cache_is_built_loaded_and_rebuilt_when_stale() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("train");
@@ -354,25 +377,25 @@ fn cache_is_built_loaded_and_rebuilt_when_stale() {
     let cache = dir.path().join("train.cache");
     let cfg = PreprocessConfig { size: 32, ..Default::default() };
     let folder = scan(&root).unwrap();
-    let (built, o1) = load_or_build(&folder, &cfg, &cache, &|_| {}).unwrap();
+    let (built, o1) = load_or_build(&folder, &cfg, &cache, &|_| {}, &StopFlag::new()).unwrap();
     assert_eq!(o1, CacheOutcome::Built);
     assert_eq!(built.set.len(), 8);
     assert_eq!(built.problems.len(), 1);
-    let (loaded, o2) = load_or_build(&folder, &cfg, &cache, &|_| {}).unwrap();
+    let (loaded, o2) = load_or_build(&folder, &cfg, &cache, &|_| {}, &StopFlag::new()).unwrap();
     assert_eq!(o2, CacheOutcome::Loaded);
     assert_eq!(loaded.set, built.set);
     assert_eq!(loaded.problems, built.problems);
     // Another configuration, another file content: rebuilt.
     let cfg2 = PreprocessConfig { size: 24, ..cfg };
-    assert!(matches!(load_or_build(&folder, &cfg2, &cache, &|_| {}).unwrap().1, CacheOutcome::Rebuilt(_)));
+    assert!(matches!(load_or_build(&folder, &cfg2, &cache, &|_| {}, &StopFlag::new()).unwrap().1, CacheOutcome::Rebuilt(_)));
     write(&root, "Ruby/ruby_0.jpg", &jpeg(0, 9));
-    let (re, o3) = load_or_build(&scan(&root).unwrap(), &cfg2, &cache, &|_| {}).unwrap();
+    let (re, o3) = load_or_build(&scan(&root).unwrap(), &cfg2, &cache, &|_| {}, &StopFlag::new()).unwrap();
     assert!(matches!(o3, CacheOutcome::Rebuilt(_)));
     assert_eq!(re.set.size, 24);
     // A damaged cache is rebuilt, with the reason.
     let bytes = fs::read(&cache).unwrap();
     fs::write(&cache, &bytes[..bytes.len() - 10]).unwrap();
-    match load_or_build(&scan(&root).unwrap(), &cfg2, &cache, &|_| {}).unwrap().1 {
+    match load_or_build(&scan(&root).unwrap(), &cfg2, &cache, &|_| {}, &StopFlag::new()).unwrap().1 {
         CacheOutcome::Rebuilt(why) => assert!(why.contains("train.cache"), "{why}"),
         other => panic!("{other:?}"),
     }
@@ -391,7 +414,7 @@ fn a_crafted_cache_header_with_huge_sizes_is_refused() {
     write(&root, "Ruby/ruby_1.jpg", &jpeg(0, 1));
     let cache = dir.path().join("train.cache");
     let cfg = PreprocessConfig { size: 16, ..Default::default() };
-    load_or_build(&scan(&root).unwrap(), &cfg, &cache, &|_| {}).unwrap();
+    load_or_build(&scan(&root).unwrap(), &cfg, &cache, &|_| {}, &StopFlag::new()).unwrap();
     let bytes = fs::read(&cache).unwrap();
     let json_len = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
     let mut header: serde_json::Value = serde_json::from_slice(&bytes[20..20 + json_len]).unwrap();
