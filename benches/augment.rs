@@ -12,7 +12,8 @@ fn images() -> (Vec<u8>, usize) {
         let mut folder = dataset::scan(dir).expect("scan");
         folder.files.truncate(N);
         let cfg = PreprocessConfig { size: 220, crop: None, ..PreprocessConfig::default() };
-        let pre = dataset::preprocess_folder(&folder, &cfg, &|_| {}, &dataset::StopFlag::new()).expect("preprocess");
+        let pre = dataset::preprocess_folder(&folder, &cfg, &|_| {}, &dataset::StopFlag::new())
+            .expect("preprocess");
         return (pre.set.pixels().to_vec(), pre.set.len());
     }
     let synth = dataset::synth::SynthConfig::default();

@@ -44,22 +44,28 @@ fn preprocess(dir: PathBuf) {
     let cfg = PreprocessConfig::default();
     for threads in [1, 2] {
         let (secs, pre) = best_of(3, || {
-            pool(threads).install(|| dataset::preprocess_folder(&folder, &cfg, &|_| {}, &dataset::StopFlag::new()).expect("preprocess"))
+            pool(threads).install(|| {
+                dataset::preprocess_folder(&folder, &cfg, &|_| {}, &dataset::StopFlag::new())
+                    .expect("preprocess")
+            })
         });
         println!(
             "{}",
             json!({"tool": "gemstones-dataset preprocess_folder", "threads": threads, "images": pre.set.len(),
-            "cropped": pre.set.crops.iter().filter(|c| c.is_some()).count(), "seconds": secs, "images_per_sec": pre.set.len() as f64 / secs})
+            "cropped": pre.set.crops().iter().filter(|c| c.is_some()).count(), "seconds": secs, "images_per_sec": pre.set.len() as f64 / secs})
         );
     }
     let tmp = std::env::temp_dir().join(format!("gemstones-bench-{}.cache", std::process::id()));
-    let (_, _) = dataset::load_or_build(&folder, &cfg, &tmp, &|_| {}, &dataset::StopFlag::new()).expect("cache");
+    let (_, _) =
+        dataset::load_or_build(&folder, &cfg, &tmp, &|_| {}, &dataset::StopFlag::new()).expect("cache");
     let (secs, c) = best_of(3, || dataset::load_cache(&tmp).expect("load cache"));
     println!(
         "{}",
         json!({"tool": "gemstones-dataset load_cache", "images": c.preprocessed.set.len(), "bytes": std::fs::metadata(&tmp).map(|m| m.len()).unwrap_or(0), "seconds": secs})
     );
-    let (secs, _) = best_of(3, || dataset::load_or_build(&folder, &cfg, &tmp, &|_| {}, &dataset::StopFlag::new()).expect("cache"));
+    let (secs, _) = best_of(3, || {
+        dataset::load_or_build(&folder, &cfg, &tmp, &|_| {}, &dataset::StopFlag::new()).expect("cache")
+    });
     println!("{}", json!({"tool": "gemstones-dataset load_or_build (fingerprint + load)", "seconds": secs}));
     let _ = std::fs::remove_file(tmp);
 }
@@ -67,7 +73,8 @@ fn preprocess(dir: PathBuf) {
 fn augment(dir: PathBuf) {
     let folder = dataset::scan(&dir).expect("scan");
     let cfg = PreprocessConfig { size: 220, crop: None, ..PreprocessConfig::default() };
-    let pre = dataset::preprocess_folder(&folder, &cfg, &|_| {}, &dataset::StopFlag::new()).expect("preprocess");
+    let pre =
+        dataset::preprocess_folder(&folder, &cfg, &|_| {}, &dataset::StopFlag::new()).expect("preprocess");
     let n = pre.set.len().min(2000);
     let views: Vec<ImageView<'_>> =
         (0..n).map(|i| ImageView::new(pre.set.image(i).expect("image"), 220, 220).expect("view")).collect();

@@ -498,7 +498,14 @@ impl Stages<'_> {
         crate::presets::check_pretrained(&train).map_err(at("train"))?;
         let cache_dir = self.run.join("cache");
         let cached = |dir: &Path, name: &str| {
-            prepare_folder(dir, &pre, &cache_dir.join(name), EmptyClasses::LeaveOut, self.cfg.progress, &self.stop)
+            prepare_folder(
+                dir,
+                &pre,
+                &cache_dir.join(name),
+                EmptyClasses::LeaveOut,
+                self.cfg.progress,
+                &self.stop,
+            )
         };
         let (train_set, _) = stopped_or(cached(&data.train_dir, "train.cache"), "preprocess train")?;
         let (test_set, _) = stopped_or(cached(&data.test_dir, "test.cache"), "preprocess test")?;
@@ -582,7 +589,7 @@ impl Stages<'_> {
             eval.macro_f1,
             eval_dir.display()
         ));
-        let clean = without_near_copies(&p.test_set.hashes, &p.train_set.hashes, DEFAULT_MAX_DISTANCE);
+        let clean = without_near_copies(p.test_set.hashes(), p.train_set.hashes(), DEFAULT_MAX_DISTANCE);
         let clean_eval = if clean.is_empty() {
             None
         } else {

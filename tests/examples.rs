@@ -316,16 +316,30 @@ fn empty_class_folders_are_left_out_of_training_unless_asked() {
         }
     }
     let pre = gemstones::dataset::PreprocessConfig { size: 32, ..Default::default() };
-    let (left_out, _) =
-        prepare_folder(&photos, &pre, &dir.path().join("a.cache"), EmptyClasses::LeaveOut, false, &StopFlag::new()).unwrap();
-    assert_eq!(left_out.set.classes.names(), ["Garnet", "Ruby"]);
+    let (left_out, _) = prepare_folder(
+        &photos,
+        &pre,
+        &dir.path().join("a.cache"),
+        EmptyClasses::LeaveOut,
+        false,
+        &StopFlag::new(),
+    )
+    .unwrap();
+    assert_eq!(left_out.set.classes().names(), ["Garnet", "Ruby"]);
     assert_eq!(left_out.set.len(), 4);
-    let mut labels: Vec<_> = left_out.set.labels.to_vec();
+    let mut labels: Vec<_> = left_out.set.labels().to_vec();
     labels.sort();
     assert_eq!(labels, [0, 0, 1, 1]);
-    let (kept, _) =
-        prepare_folder(&photos, &pre, &dir.path().join("b.cache"), EmptyClasses::Keep, false, &StopFlag::new()).unwrap();
-    assert_eq!(kept.set.classes.names(), ["Empty", "Garnet", "Ruby"]);
+    let (kept, _) = prepare_folder(
+        &photos,
+        &pre,
+        &dir.path().join("b.cache"),
+        EmptyClasses::Keep,
+        false,
+        &StopFlag::new(),
+    )
+    .unwrap();
+    assert_eq!(kept.set.classes().names(), ["Empty", "Garnet", "Ruby"]);
 }
 
 /// SIGKILL the static scraper at random instants, re-run it, and check

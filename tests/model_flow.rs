@@ -501,7 +501,7 @@ fn the_validation_split_never_scores_a_copy_of_a_training_image() {
     }
     let pre = PreprocessConfig { size: 48, ..PreprocessConfig::default() };
     let set = preprocess_folder(&scan(&photos).unwrap(), &pre, &|_| {}, &StopFlag::new()).unwrap().set;
-    let groups = gemstones::dataset::near_duplicate_groups(&set.hashes, 4);
+    let groups = gemstones::dataset::near_duplicate_groups(set.hashes(), 4);
     assert!(groups.len() >= 4 && groups.iter().all(|g| g.len() >= 4), "{groups:?}");
     let cfg = TrainConfig { val_fraction: 0.5, ..TrainConfig::strong() };
     let (train, val) = split_indices(&set, &cfg).unwrap();

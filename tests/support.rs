@@ -25,7 +25,14 @@ pub fn tiny_photos(dir: &Path, classes: usize, per_class: usize) -> PathBuf {
 /// classes: something real to predict with, damage and reload.
 pub fn tiny_model_dir(dir: &Path) -> PathBuf {
     let pre = PreprocessConfig { size: 36, ..PreprocessConfig::default() };
-    let set = preprocess_folder(&scan(tiny_photos(dir, 2, 6)).unwrap(), &pre, &|_| {}, &gemstones::dataset::StopFlag::new()).unwrap().set;
+    let set = preprocess_folder(
+        &scan(tiny_photos(dir, 2, 6)).unwrap(),
+        &pre,
+        &|_| {},
+        &gemstones::dataset::StopFlag::new(),
+    )
+    .unwrap()
+    .set;
     let model = ModelConfig::Resnet(ResNetConfig {
         input_size: 32,
         stem: vec![4, 4, 8],

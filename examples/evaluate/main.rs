@@ -77,7 +77,7 @@ fn main() -> anyhow::Result<()> {
     if let Some(train) = &a.train {
         let train_report = verify(&scan(train)?, &DecodeLimits::default());
         let train_hashes: Vec<_> = train_report.images.iter().map(|i| i.perceptual).collect();
-        let clean = without_near_copies(&pre.set.hashes, &train_hashes, DEFAULT_MAX_DISTANCE);
+        let clean = without_near_copies(pre.set.hashes(), &train_hashes, DEFAULT_MAX_DISTANCE);
         anyhow::ensure!(
             !clean.is_empty(),
             "every photo has a near-copy in {}: no clean test",

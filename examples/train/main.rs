@@ -168,7 +168,7 @@ fn main() -> anyhow::Result<ExitCode> {
     println!(
         "dataset: {} images of {} classes ({}x{}; cache {:?}: {})",
         prepared.set.len(),
-        prepared.set.classes.len(),
+        prepared.set.classes().len(),
         pre.size,
         pre.size,
         outcome,

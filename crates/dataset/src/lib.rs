@@ -28,7 +28,7 @@
 //! let split = ds::split_folder(&folder, "data", &ds::SplitConfig::default())?;
 //! let train = ds::scan("data/train")?;
 //! let (pre, _) = ds::load_or_build(&train, &ds::PreprocessConfig::default(), "data/train.cache".as_ref(), &|_| {}, &ds::StopFlag::new())?;
-//! println!("{} images of {} classes", pre.set.len(), pre.set.classes.len());
+//! println!("{} images of {} classes", pre.set.len(), pre.set.classes().len());
 //! # Ok::<(), ds::Error>(())
 //! ```
 #![deny(missing_docs)]

@@ -368,22 +368,19 @@ fn resize_err(e: impl std::fmt::Display) -> Error {
 /// Preprocessed images of a dataset in memory: labels, source files and
 /// pixels (`size x size` RGB, row-major, one after another).
 #[derive(Debug, Clone, PartialEq)]
+///
+/// Its parts agree (one label, file, crop and hash per image, labels
+/// within the classes, `size x size x 3` bytes per image): they are read
+/// through methods and set only by [`ImageSet::from_parts`], the
+/// preprocessing and the cache.
 pub struct ImageSet {
-    /// The classes.
-    pub classes: ClassIndex,
-    /// Side of every image.
-    pub size: u32,
-    /// Class id of each image.
-    pub labels: Vec<u32>,
-    /// Source file of each image, relative to [`ImageSet::root`].
-    pub files: Vec<PathBuf>,
-    /// Crop box used for each image (`None`: the whole image).
-    pub crops: Vec<Option<CropBox>>,
-    /// The folder the files were read from.
-    pub root: PathBuf,
-    /// Perceptual hash of each source photo as decoded (before cropping),
-    /// for near-duplicates.
-    pub hashes: Vec<PerceptualHash>,
+    pub(crate) classes: ClassIndex,
+    pub(crate) size: u32,
+    pub(crate) labels: Vec<u32>,
+    pub(crate) files: Vec<PathBuf>,
+    pub(crate) crops: Vec<Option<CropBox>>,
+    pub(crate) root: PathBuf,
+    pub(crate) hashes: Vec<PerceptualHash>,
     pub(crate) pixels: Vec<u8>,
 }
 
@@ -442,6 +439,42 @@ impl ImageSet {
         self.to_rgb_image(i)
             .map(|rgb| PerceptualHash::of(&image::DynamicImage::ImageRgb8(rgb)))
             .unwrap_or_default()
+    }
+
+    /// The classes.
+    pub fn classes(&self) -> &ClassIndex {
+        &self.classes
+    }
+
+    /// Side of every image, pixels.
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+
+    /// Class id of each image.
+    pub fn labels(&self) -> &[u32] {
+        &self.labels
+    }
+
+    /// Source file of each image, relative to [`ImageSet::root`].
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
+    /// Crop box used for each image (`None`: the whole image).
+    pub fn crops(&self) -> &[Option<CropBox>] {
+        &self.crops
+    }
+
+    /// The folder the files were read from.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Perceptual hash of each source photo as decoded (before cropping),
+    /// for near-duplicates.
+    pub fn hashes(&self) -> &[PerceptualHash] {
+        &self.hashes
     }
 
     /// Number of images.

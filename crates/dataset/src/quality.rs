@@ -185,7 +185,8 @@ fn sampled_histogram(px: &[u8], w: usize, h: usize) -> [u32; 256] {
     if step == 1 || w == 0 {
         return histogram(px);
     }
-    let sample: Vec<u8> = px.chunks_exact(w).step_by(step).flat_map(|row| row.iter().step_by(step).copied()).collect();
+    let sample: Vec<u8> =
+        px.chunks_exact(w).step_by(step).flat_map(|row| row.iter().step_by(step).copied()).collect();
     histogram(&sample)
 }
 

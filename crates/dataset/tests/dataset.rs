@@ -387,11 +387,14 @@ fn cache_is_built_loaded_and_rebuilt_when_stale() {
     assert_eq!(loaded.problems, built.problems);
     // Another configuration, another file content: rebuilt.
     let cfg2 = PreprocessConfig { size: 24, ..cfg };
-    assert!(matches!(load_or_build(&folder, &cfg2, &cache, &|_| {}, &StopFlag::new()).unwrap().1, CacheOutcome::Rebuilt(_)));
+    assert!(matches!(
+        load_or_build(&folder, &cfg2, &cache, &|_| {}, &StopFlag::new()).unwrap().1,
+        CacheOutcome::Rebuilt(_)
+    ));
     write(&root, "Ruby/ruby_0.jpg", &jpeg(0, 9));
     let (re, o3) = load_or_build(&scan(&root).unwrap(), &cfg2, &cache, &|_| {}, &StopFlag::new()).unwrap();
     assert!(matches!(o3, CacheOutcome::Rebuilt(_)));
-    assert_eq!(re.set.size, 24);
+    assert_eq!(re.set.size(), 24);
     // A damaged cache is rebuilt, with the reason.
     let bytes = fs::read(&cache).unwrap();
     fs::write(&cache, &bytes[..bytes.len() - 10]).unwrap();

@@ -194,11 +194,12 @@ impl Classifier {
     /// as the model's spec says (for example from a dataset cache built with
     /// the same configuration).
     pub fn probabilities_of_set(&self, set: &ImageSet, idx: &[usize]) -> Result<Tensor> {
-        if set.size != self.spec.preprocess.size {
+        if set.size() != self.spec.preprocess.size {
             return Err(Error::InvalidConfig {
                 reason: format!(
                     "images are {0}x{0}, the model's preprocessing makes {1}x{1}",
-                    set.size, self.spec.preprocess.size
+                    set.size(),
+                    self.spec.preprocess.size
                 ),
             });
         }

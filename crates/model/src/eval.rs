@@ -112,8 +112,8 @@ pub fn evaluate(clf: &Classifier, set: &ImageSet, indices: Option<&[usize]>) -> 
         return Err(gemstones_dataset::Error::ImageIndex { index, len: set.len() }.into());
     }
     // The set's labels in the model's class ids.
-    let map = clf.class_ids_of(&set.classes)?;
-    let labels: Vec<i64> = idx.iter().map(|&i| map[set.labels[i] as usize] as i64).collect();
+    let map = clf.class_ids_of(set.classes())?;
+    let labels: Vec<i64> = idx.iter().map(|&i| map[set.labels()[i] as usize] as i64).collect();
     let probs = clf.probabilities_of_set(set, idx)?;
     let n = idx.len();
     let c = clf.classes().len();
@@ -127,7 +127,7 @@ pub fn evaluate(clf: &Classifier, set: &ImageSet, indices: Option<&[usize]>) -> 
         confusion[truth][pred] += 1;
         top_losses.push(ImageLoss {
             index: idx[k],
-            file: set.files[idx[k]].clone(),
+            file: set.files()[idx[k]].clone(),
             true_class: clf.classes().name(truth).unwrap_or("?").into(),
             predicted: clf.classes().name(pred).unwrap_or("?").into(),
             probability: f64::from(row[pred]),

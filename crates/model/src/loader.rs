@@ -34,7 +34,7 @@ pub(crate) fn epoch_order(train: &[usize], seed: u64, epoch: usize) -> Vec<usize
 
 /// Views of images `idx` of a set (an error names an index beyond it).
 pub(crate) fn views_of<'a>(set: &'a ImageSet, idx: &[usize]) -> Result<Vec<ImageView<'a>>> {
-    idx.iter().map(|&i| Ok(ImageView::new(set.image(i)?, set.size, set.size)?)).collect()
+    idx.iter().map(|&i| Ok(ImageView::new(set.image(i)?, set.size(), set.size())?)).collect()
 }
 
 /// Batches of an epoch: full batches, and a last partial one unless it has
@@ -145,7 +145,7 @@ fn produce(plan: LoaderPlan, tx: SyncSender<Result<Batch>>, returned: Receiver<V
                     .batch_f32_nhwc(&v, &keys, epoch as u64, &plan.normalize, &mut x, None)
                     .map_err(Error::from)
             });
-            let y = idx.iter().map(|&i| i64::from(plan.set.labels[i])).collect();
+            let y = idx.iter().map(|&i| i64::from(plan.set.labels()[i])).collect();
             let msg = result.map(|()| Batch { epoch, index: b, n, size: out_size, x, y });
             let failed = msg.is_err();
             if tx.send(msg).is_err() || failed {

@@ -627,7 +627,7 @@ impl<'a> Trainer<'a> {
         if train_idx.len() < 2 {
             return Err(Error::InvalidConfig { reason: format!("only {} training images", train_idx.len()) });
         }
-        let mut session = self.start_session(set.classes.len(), &train_idx, resume_from.as_deref())?;
+        let mut session = self.start_session(set.classes().len(), &train_idx, resume_from.as_deref())?;
         let plan = EpochPlan::new(&self.model, &self.cfg, train_idx.len())?;
         let val = ValSet::new(&set, &val_idx, self.model.input_size(), &self.cfg.normalize)?;
         let stop = if session.state.epoch >= self.cfg.epochs {
@@ -689,7 +689,7 @@ impl<'a> Trainer<'a> {
             precision: self.cfg.precision,
             preprocess: *preprocess,
             normalize: self.cfg.normalize,
-            classes: set.classes.names().to_vec(),
+            classes: set.classes().names().to_vec(),
             augment: self.cfg.augment.clone(),
         };
         mdir.remove_interrupted_checkpoint_writes()?;
@@ -915,10 +915,10 @@ pub fn split_indices(set: &ImageSet, cfg: &TrainConfig) -> Result<(Vec<usize>, V
     if cfg.val_fraction <= 0.0 {
         return Ok(((0..set.len()).collect(), Vec::new()));
     }
-    let labels: Vec<usize> = set.labels.iter().map(|&l| l as usize).collect();
+    let labels: Vec<usize> = set.labels().iter().map(|&l| l as usize).collect();
     let ratios = SplitRatios::train_val(1.0 - cfg.val_fraction)?;
     let groups = match cfg.near_duplicates {
-        Some(d) => group_ids(set.len(), &near_duplicate_groups(&set.hashes, d)),
+        Some(d) => group_ids(set.len(), &near_duplicate_groups(set.hashes(), d)),
         None => (0..set.len()).collect(),
     };
     let split = stratified_group_split(&labels, &groups, &ratios, cfg.seed, SmallClassPolicy::Warn)?;
@@ -1005,7 +1005,7 @@ impl ValSet {
         let keys: Vec<u64> = idx.iter().map(|&i| i as u64).collect();
         let mut x = vec![0f32; idx.len() * aug.image_len()];
         aug.batch_f32_nhwc(&views, &keys, 0, norm, &mut x, None)?;
-        Ok(Self { x, y: idx.iter().map(|&i| i64::from(set.labels[i])).collect(), size: i64::from(size) })
+        Ok(Self { x, y: idx.iter().map(|&i| i64::from(set.labels()[i])).collect(), size: i64::from(size) })
     }
 
     /// Mean loss, top-1 and top-5 accuracy (None without a validation set).

@@ -40,8 +40,9 @@ fn train(
 /// side, RGB, 0-1, NCHW.
 fn module_input(set: &ImageSet, side: u32) -> Tensor {
     let resize = BatchAugmenter::new(AugmentConfig::identity(), 0, side, side).unwrap();
-    let views: Vec<ImageView<'_>> =
-        (0..set.len()).map(|i| ImageView::new(set.image(i).unwrap(), set.size, set.size).unwrap()).collect();
+    let views: Vec<ImageView<'_>> = (0..set.len())
+        .map(|i| ImageView::new(set.image(i).unwrap(), set.size(), set.size()).unwrap())
+        .collect();
     let mut x = vec![0f32; views.len() * resize.image_len()];
     let params = vec![AugmentParams::identity(); views.len()];
     resize.replay_f32_nhwc(&views, &params, &Normalize::default(), &mut x).unwrap();

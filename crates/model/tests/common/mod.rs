@@ -24,6 +24,8 @@ pub fn tiny_set(
     };
     write_synthetic_set(&photos, &synth).unwrap();
     let pre = PreprocessConfig { size, ..PreprocessConfig::default() };
-    let set = preprocess_folder(&scan(&photos).unwrap(), &pre, &|_| {}, &gemstones_dataset::StopFlag::new()).unwrap().set;
+    let set = preprocess_folder(&scan(&photos).unwrap(), &pre, &|_| {}, &gemstones_dataset::StopFlag::new())
+        .unwrap()
+        .set;
     (Arc::new(set), pre)
 }
