@@ -2,7 +2,7 @@
 //! 220x220 images (the real photographs when available), one image at a
 //! time and as batches at 1 and 2 threads.
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use gemstones::augment::{AugmentConfig, BatchAugmenter, ImageView, Normalize};
+use gemstones::augment::{AugmentConfig, BatchAugmenter, ImageView, Normalize, Output};
 use gemstones::dataset::{self, PreprocessConfig};
 
 fn images() -> (Vec<u8>, usize) {
@@ -41,7 +41,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("single_image_u8_loop", |b| {
         b.iter(|| {
             for (v, p) in views.iter().zip(&params) {
-                aug.apply_u8(*v, p, &mut one).expect("augment");
+                aug.apply(*v, p, Output::U8Hwc(&mut one)).expect("augment");
             }
         })
     });
@@ -53,7 +53,7 @@ fn bench(c: &mut Criterion) {
                 pool.install(|| {
                     for (v, k) in views.chunks(64).zip(idx.chunks(64)) {
                         let len = v.len() * aug.image_len();
-                        aug.batch_f32_nhwc(v, k, 0, &Normalize::imagenet(), &mut out[..len], None)
+                        aug.batch(v, k, 0, Output::F32Hwc(&mut out[..len], &Normalize::imagenet()))
                             .expect("augment");
                     }
                 })

@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use gemstones::augment::{AugmentConfig, BatchAugmenter, ImageView, Normalize};
+use gemstones::augment::{AugmentConfig, BatchAugmenter, ImageView, Normalize, Output};
 use gemstones::dataset::{self, PreprocessConfig};
 use gemstones::model::{ModelConfig, Net, Precision, ResNetConfig, channels_last, to_channels_last};
 use serde_json::json;
@@ -84,8 +84,9 @@ fn augment(dir: PathBuf) {
     let mut outf = vec![0f32; 64 * aug.image_len()];
     for threads in [1, 2] {
         let p = pool(threads);
-        let (secs, ()) =
-            best_of(3, || p.install(|| aug.batch_u8_nhwc(&views, &idx, 0, &mut out, None).expect("augment")));
+        let (secs, _) = best_of(3, || {
+            p.install(|| aug.batch(&views, &idx, 0, Output::U8Hwc(&mut out)).expect("augment"))
+        });
         println!(
             "{}",
             json!({"tool": "gemstones-augment u8 NHWC, tutorial config", "threads": threads, "images": n, "seconds": secs, "images_per_sec": n as f64 / secs})
@@ -94,7 +95,7 @@ fn augment(dir: PathBuf) {
             p.install(|| {
                 for (c, k) in views.chunks(64).zip(idx.chunks(64)) {
                     let len = c.len() * aug.image_len();
-                    aug.batch_f32_nhwc(c, k, 0, &Normalize::imagenet(), &mut outf[..len], None)
+                    aug.batch(c, k, 0, Output::F32Hwc(&mut outf[..len], &Normalize::imagenet()))
                         .expect("augment");
                 }
             })

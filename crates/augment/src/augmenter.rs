@@ -23,6 +23,51 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
+/// The caller's buffer for rendered images, and its layout: one image
+/// (`apply`) or a batch of `n` one after another (`batch`, `replay`).
+#[derive(Debug)]
+pub enum Output<'a> {
+    /// `height x width x 3` bytes per image.
+    U8Hwc(&'a mut [u8]),
+    /// `height x width x 3` floats per image (channels last, the layout
+    /// libtorch's CPU convolutions prefer), normalised.
+    F32Hwc(&'a mut [f32], &'a Normalize),
+    /// `3 x height x width` floats per image (channels first), normalised.
+    F32Chw(&'a mut [f32], &'a Normalize),
+}
+
+impl Output<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Self::U8Hwc(d) => d.len(),
+            Self::F32Hwc(d, _) | Self::F32Chw(d, _) => d.len(),
+        }
+    }
+
+    fn normalize(&self) -> Option<&Normalize> {
+        match self {
+            Self::U8Hwc(_) => None,
+            Self::F32Hwc(_, n) | Self::F32Chw(_, n) => Some(n),
+        }
+    }
+
+    /// One buffer of `len` values per image, in order, each with its
+    /// layout and normalisation.
+    fn per_image(&mut self, len: usize) -> Vec<Out<'_>> {
+        let affine = self.normalize().map(Normalize::affine).unwrap_or_default();
+        let (scale, bias) = affine;
+        match self {
+            Self::U8Hwc(d) => d.chunks_mut(len.max(1)).map(Out::U8Hwc).collect(),
+            Self::F32Hwc(d, _) => {
+                d.chunks_mut(len.max(1)).map(|data| Out::F32Hwc { data, scale, bias }).collect()
+            }
+            Self::F32Chw(d, _) => {
+                d.chunks_mut(len.max(1)).map(|data| Out::F32Chw { data, scale, bias }).collect()
+            }
+        }
+    }
+}
+
 /// Where one image's pixels go.
 enum Out<'a> {
     /// `height x width x 3` bytes.
@@ -42,12 +87,12 @@ enum Out<'a> {
 /// and the image's index.
 ///
 /// ```
-/// use gemstones_augment::{AugmentConfig, BatchAugmenter, ImageView, Normalize};
+/// use gemstones_augment::{AugmentConfig, BatchAugmenter, ImageView, Normalize, Output};
 /// let aug = BatchAugmenter::new(AugmentConfig::tutorial(), 42, 32, 32)?;
 /// let pixels = vec![128u8; 40 * 40 * 3];
 /// let img = ImageView::new(&pixels, 40, 40)?;
 /// let mut batch = vec![0f32; 2 * 3 * 32 * 32];
-/// aug.batch_f32_nchw(&[img, img], &[0, 1], 0, &Normalize::default(), &mut batch, None)?;
+/// aug.batch(&[img, img], &[0, 1], 0, Output::F32Chw(&mut batch, &Normalize::default()))?;
 /// assert!(batch.iter().all(|&v| (v - 128.0 / 255.0).abs() < 1e-6));
 /// # Ok::<(), gemstones_augment::Error>(())
 /// ```
@@ -104,145 +149,46 @@ impl BatchAugmenter {
         }
     }
 
-    /// Render `src` with `params` into `out` (`height x width x 3` bytes).
-    pub fn apply_u8(&self, src: ImageView<'_>, params: &AugmentParams, out: &mut [u8]) -> Result<()> {
-        check_len(out.len(), self.image_len())?;
-        SCRATCH.with_borrow_mut(|s| self.render(src, params, Out::U8Hwc(out), s));
-        Ok(())
+    /// Render one image with `params` into `out` (one image's worth).
+    pub fn apply(&self, src: ImageView<'_>, params: &AugmentParams, out: Output<'_>) -> Result<()> {
+        self.replay(&[src], std::slice::from_ref(params), out)
     }
 
-    /// Render `src` with `params` into `out` (`3 x height x width` floats,
-    /// normalised).
-    pub fn apply_f32_chw(
-        &self,
-        src: ImageView<'_>,
-        params: &AugmentParams,
-        norm: &Normalize,
-        out: &mut [f32],
-    ) -> Result<()> {
-        norm.validate()?;
-        check_len(out.len(), self.image_len())?;
-        let (scale, bias) = norm.affine();
-        SCRATCH.with_borrow_mut(|s| self.render(src, params, Out::F32Chw { data: out, scale, bias }, s));
-        Ok(())
-    }
-
-    /// Augment a batch into `out` (`n x 3 x height x width` floats,
-    /// normalised), in parallel. `indices[i]` is the dataset index of
-    /// `sources[i]` (it seeds the image's parameters). With `record`, the
-    /// parameters used are appended to it, in batch order.
-    pub fn batch_f32_nchw(
+    /// Augment a batch into `out`, in parallel: `indices[i]` is the
+    /// dataset index of `sources[i]` (with the seed and `epoch` it draws
+    /// the image's parameters, so the pixels do not depend on the thread
+    /// count or the batch). Returns the parameters used, in batch order
+    /// (for [`Self::replay`]).
+    pub fn batch(
         &self,
         sources: &[ImageView<'_>],
         indices: &[u64],
         epoch: u64,
-        norm: &Normalize,
-        out: &mut [f32],
-        record: Option<&mut Vec<AugmentParams>>,
-    ) -> Result<()> {
-        norm.validate()?;
+        out: Output<'_>,
+    ) -> Result<Vec<AugmentParams>> {
         let params = self.batch_params(sources, indices, epoch)?;
-        self.replay_f32_nchw(sources, &params, norm, out)?;
-        if let Some(r) = record {
-            r.extend_from_slice(&params);
-        }
-        Ok(())
+        self.replay(sources, &params, out)?;
+        Ok(params)
     }
 
-    /// Augment a batch into `out` (`n x height x width x 3` bytes).
-    pub fn batch_u8_nhwc(
-        &self,
-        sources: &[ImageView<'_>],
-        indices: &[u64],
-        epoch: u64,
-        out: &mut [u8],
-        record: Option<&mut Vec<AugmentParams>>,
-    ) -> Result<()> {
-        let params = self.batch_params(sources, indices, epoch)?;
-        self.replay_u8_nhwc(sources, &params, out)?;
-        if let Some(r) = record {
-            r.extend_from_slice(&params);
-        }
-        Ok(())
-    }
-
-    /// Augment a batch into `out` as `n x height x width x 3` floats
-    /// (channels-last, the layout libtorch's CPU convolutions prefer),
-    /// normalised, in parallel. Otherwise as [`Self::batch_f32_nchw`].
-    pub fn batch_f32_nhwc(
-        &self,
-        sources: &[ImageView<'_>],
-        indices: &[u64],
-        epoch: u64,
-        norm: &Normalize,
-        out: &mut [f32],
-        record: Option<&mut Vec<AugmentParams>>,
-    ) -> Result<()> {
-        let params = self.batch_params(sources, indices, epoch)?;
-        self.replay_f32_nhwc(sources, &params, norm, out)?;
-        if let Some(r) = record {
-            r.extend_from_slice(&params);
-        }
-        Ok(())
-    }
-
-    /// Render a batch with given parameters (`n x h x w x 3` floats).
-    pub fn replay_f32_nhwc(
+    /// Render a batch with given (recorded) parameters into `out`, in
+    /// parallel.
+    pub fn replay(
         &self,
         sources: &[ImageView<'_>],
         params: &[AugmentParams],
-        norm: &Normalize,
-        out: &mut [f32],
+        mut out: Output<'_>,
     ) -> Result<()> {
-        self.replay_f32(sources, params, norm, out, false)
-    }
-
-    /// Render a batch with recorded parameters (`n x 3 x h x w` floats).
-    pub fn replay_f32_nchw(
-        &self,
-        sources: &[ImageView<'_>],
-        params: &[AugmentParams],
-        norm: &Normalize,
-        out: &mut [f32],
-    ) -> Result<()> {
-        self.replay_f32(sources, params, norm, out, true)
-    }
-
-    /// Both float layouts: channels first (`chw`) or last.
-    fn replay_f32(
-        &self,
-        sources: &[ImageView<'_>],
-        params: &[AugmentParams],
-        norm: &Normalize,
-        out: &mut [f32],
-        chw: bool,
-    ) -> Result<()> {
-        norm.validate()?;
+        if let Some(norm) = out.normalize() {
+            norm.validate()?;
+        }
         let len = self.image_len();
         check_batch(sources.len(), params.len(), out.len(), len)?;
-        let (scale, bias) = norm.affine();
-        out.par_chunks_mut(len).zip(sources.par_iter().zip(params.par_iter())).for_each(
-            |(data, (src, p))| {
-                let o =
-                    if chw { Out::F32Chw { data, scale, bias } } else { Out::F32Hwc { data, scale, bias } };
+        out.per_image(len).into_par_iter().zip(sources.par_iter().zip(params.par_iter())).for_each(
+            |(o, (src, p))| {
                 SCRATCH.with_borrow_mut(|s| self.render(*src, p, o, s));
             },
         );
-        Ok(())
-    }
-
-    /// Render a batch with recorded parameters (`n x h x w x 3` bytes).
-    pub fn replay_u8_nhwc(
-        &self,
-        sources: &[ImageView<'_>],
-        params: &[AugmentParams],
-        out: &mut [u8],
-    ) -> Result<()> {
-        let len = self.image_len();
-        check_batch(sources.len(), params.len(), out.len(), len)?;
-        out.par_chunks_mut(len).zip(sources.par_iter().zip(params.par_iter())).for_each(|(o, (src, p))| {
-            SCRATCH.with_borrow_mut(|s| self.render(*src, p, Out::U8Hwc(o), s));
-        });
         Ok(())
     }
 
@@ -372,7 +318,7 @@ pub fn preview(src: ImageView<'_>, cfg: &AugmentConfig, seed: u64, n: usize, pat
     let mut buf = vec![0u8; aug.image_len()];
     for i in 0..n {
         let p = aug.sample(0, i as u64, &src);
-        aug.apply_u8(src, &p, &mut buf)?;
+        aug.apply(src, &p, Output::U8Hwc(&mut buf))?;
         let img = image::RgbImage::from_raw(w, h, buf.clone())
             .ok_or_else(|| Error::Preview { path: path.into(), reason: "bad output buffer".into() })?;
         grid.push(&img, format!("augmented {}", i + 1));

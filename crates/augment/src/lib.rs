@@ -18,13 +18,13 @@
 //! - [`preview`] writes the tutorial's "original + augmented" figure.
 //!
 //! ```
-//! use gemstones_augment::{AugmentConfig, BatchAugmenter, ImageView};
+//! use gemstones_augment::{AugmentConfig, BatchAugmenter, ImageView, Output};
 //! let aug = BatchAugmenter::new(AugmentConfig::tutorial(), 7, 64, 64)?;
 //! let pixels = vec![200u8; 64 * 64 * 3];
 //! let src = ImageView::new(&pixels, 64, 64)?;
 //! let params = aug.sample(0, 3, &src); // epoch 0, image 3
 //! let mut out = vec![0u8; aug.image_len()];
-//! aug.apply_u8(src, &params, &mut out)?;
+//! aug.apply(src, &params, Output::U8Hwc(&mut out))?;
 //! assert!(out.iter().all(|&v| v == 200)); // a flat image stays flat
 //! # Ok::<(), gemstones_augment::Error>(())
 //! ```
@@ -37,7 +37,7 @@ mod error;
 mod params;
 mod warp;
 
-pub use augmenter::{BatchAugmenter, preview};
+pub use augmenter::{BatchAugmenter, Output, preview};
 pub use config::{
     AugmentConfig, ColorJitter, EraseFill, FillMode, Interpolation, Normalize, RandomErasing,
     RandomResizedCrop, keras_zoom,

@@ -24,7 +24,7 @@ pub struct Erase {
 }
 
 /// Everything sampled for one image: record it to replay the same
-/// augmentation later ([`crate::BatchAugmenter::apply_u8`] takes it).
+/// augmentation later ([`crate::BatchAugmenter::apply`] takes it).
 ///
 /// Names follow Keras' `get_random_transform`: `tx` is the vertical (row)
 /// shift and `ty` the horizontal (column) shift, in output pixels; `zx`

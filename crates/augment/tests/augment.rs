@@ -23,7 +23,7 @@ fn px(data: &[u8], w: u32, r: u32, c: u32) -> [u8; 3] {
 fn render(cfg: AugmentConfig, p: &AugmentParams, data: &[u8], h: u32, w: u32) -> Vec<u8> {
     let aug = BatchAugmenter::new(cfg, 0, w, h).unwrap();
     let mut out = vec![0u8; aug.image_len()];
-    aug.apply_u8(ImageView::new(data, w, h).unwrap(), p, &mut out).unwrap();
+    aug.apply(ImageView::new(data, w, h).unwrap(), p, Output::U8Hwc(&mut out)).unwrap();
     out
 }
 
@@ -167,7 +167,7 @@ fn same_seed_same_pixels_at_any_thread_count_and_batch_composition() {
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         let mut out = vec![0f32; 10 * aug.image_len()];
-        pool.install(|| aug.batch_f32_nchw(&views, &idx, 3, &norm, &mut out, None)).unwrap();
+        pool.install(|| aug.batch(&views, &idx, 3, Output::F32Chw(&mut out, &norm))).unwrap();
         out
     };
     let one = run(1);
@@ -175,11 +175,11 @@ fn same_seed_same_pixels_at_any_thread_count_and_batch_composition() {
     assert_eq!(one, run(7));
     // Image 4 alone gets the same pixels as in the batch.
     let mut alone = vec![0f32; aug.image_len()];
-    aug.batch_f32_nchw(&views[4..5], &idx[4..5], 3, &norm, &mut alone, None).unwrap();
+    aug.batch(&views[4..5], &idx[4..5], 3, Output::F32Chw(&mut alone, &norm)).unwrap();
     assert_eq!(alone, one[4 * aug.image_len()..5 * aug.image_len()]);
     // Another epoch, other pixels.
     let mut other = vec![0f32; 10 * aug.image_len()];
-    aug.batch_f32_nchw(&views, &idx, 4, &norm, &mut other, None).unwrap();
+    aug.batch(&views, &idx, 4, Output::F32Chw(&mut other, &norm)).unwrap();
     assert_ne!(one, other);
 }
 
@@ -189,13 +189,12 @@ fn recorded_parameters_replay_the_same_pixels() {
     let srcs: Vec<Vec<u8>> = (0..4).map(|i| image(h, w, i)).collect();
     let views: Vec<ImageView> = srcs.iter().map(|s| ImageView::new(s, w, h).unwrap()).collect();
     let aug = BatchAugmenter::new(AugmentConfig::strong(), 5, w, h).unwrap();
-    let mut rec = Vec::new();
     let mut a = vec![0u8; 4 * aug.image_len()];
-    aug.batch_u8_nhwc(&views, &[7, 8, 9, 10], 0, &mut a, Some(&mut rec)).unwrap();
+    let rec = aug.batch(&views, &[7, 8, 9, 10], 0, Output::U8Hwc(&mut a)).unwrap();
     let json = serde_json::to_string(&rec).unwrap();
     let back: Vec<AugmentParams> = serde_json::from_str(&json).unwrap();
     let mut b = vec![0u8; 4 * aug.image_len()];
-    aug.replay_u8_nhwc(&views, &back, &mut b).unwrap();
+    aug.replay(&views, &back, Output::U8Hwc(&mut b)).unwrap();
     assert_eq!(a, b);
 }
 
@@ -208,11 +207,11 @@ fn f32_output_is_the_normalised_u8_output() {
     let p = aug.sample(0, 0, &view);
     let mut u = vec![0u8; aug.image_len()];
     let mut f = vec![0f32; aug.image_len()];
-    aug.apply_u8(view, &p, &mut u).unwrap();
+    aug.apply(view, &p, Output::U8Hwc(&mut u)).unwrap();
     let norm = Normalize { mean: [0.5, 0.4, 0.3], std: [0.2, 0.25, 0.3] };
-    aug.apply_f32_chw(view, &p, &norm, &mut f).unwrap();
+    aug.apply(view, &p, Output::F32Chw(&mut f, &norm)).unwrap();
     let mut hwc = vec![0f32; aug.image_len()];
-    aug.batch_f32_nhwc(&[view], &[0], 0, &norm, &mut hwc, None).unwrap();
+    aug.batch(&[view], &[0], 0, Output::F32Hwc(&mut hwc, &norm)).unwrap();
     for i in 0..16 * 16 {
         for k in 0..3 {
             let want = (f32::from(u[i * 3 + k]) / 255.0 - norm.mean[k]) / norm.std[k];
@@ -280,7 +279,8 @@ fn a_whole_image_crop_is_the_identity_and_resizing_halves_cleanly() {
         .collect();
     let aug = BatchAugmenter::new(AugmentConfig::identity(), 0, 8, 8).unwrap();
     let mut half = vec![0u8; aug.image_len()];
-    aug.apply_u8(ImageView::new(&blocks, w, h).unwrap(), &AugmentParams::identity(), &mut half).unwrap();
+    aug.apply(ImageView::new(&blocks, w, h).unwrap(), &AugmentParams::identity(), Output::U8Hwc(&mut half))
+        .unwrap();
     for r in 0..8u32 {
         for c in 0..8u32 {
             assert_eq!(half[((r * 8 + c) * 3) as usize], (r * 8 + c) as u8 * 3);
@@ -296,11 +296,11 @@ fn bad_buffers_and_settings_are_errors_not_panics() {
     let view = ImageView::new(&src, 8, 8).unwrap();
     let mut short = vec![0u8; 10];
     assert!(matches!(
-        aug.apply_u8(view, &AugmentParams::identity(), &mut short),
+        aug.apply(view, &AugmentParams::identity(), Output::U8Hwc(&mut short)),
         Err(Error::BadOutput { .. })
     ));
     let mut out = vec![0f32; aug.image_len()];
-    assert!(aug.batch_f32_nchw(&[view], &[0, 1], 0, &Normalize::default(), &mut out, None).is_err());
+    assert!(aug.batch(&[view], &[0, 1], 0, Output::F32Chw(&mut out, &Normalize::default())).is_err());
     assert!(
         BatchAugmenter::new(AugmentConfig { shear_range: 95.0, ..AugmentConfig::identity() }, 0, 8, 8)
             .is_err()

@@ -2,7 +2,7 @@
 //! with exactly the preprocessing it was trained with.
 use std::path::{Path, PathBuf};
 
-use gemstones_augment::{AugmentConfig, AugmentParams, BatchAugmenter, ImageView};
+use gemstones_augment::{AugmentConfig, AugmentParams, BatchAugmenter, ImageView, Output};
 use gemstones_dataset::{ClassIndex, ImageSet, Preprocessor};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
@@ -39,7 +39,9 @@ pub struct Classifier {
     classes: ClassIndex,
     net: Net,
     _vs: nn::VarStore,
-    resize: BatchAugmenter,
+    /// The identity augmentation at the network's input size: renders a
+    /// preprocessed image (or its mirror, for TTA) into the input tensor.
+    to_input: BatchAugmenter,
     tta: bool,
     weights: PathBuf,
 }
@@ -81,8 +83,8 @@ impl Classifier {
         to_channels_last(&vs);
         net.fold_for_inference();
         let s = spec.model.input_size();
-        let resize = BatchAugmenter::new(AugmentConfig::identity(), 0, s, s)?;
-        Ok(Self { spec, classes, net, _vs: vs, resize, tta: false, weights })
+        let to_input = BatchAugmenter::new(AugmentConfig::identity(), 0, s, s)?;
+        Ok(Self { spec, classes, net, _vs: vs, to_input, tta: false, weights })
     }
 
     /// The model's id of each class of `classes` (for images labelled by
@@ -213,13 +215,13 @@ impl Classifier {
     }
 
     fn probabilities(&self, views: &[ImageView<'_>]) -> Result<Tensor> {
-        let len = self.resize.image_len();
+        let len = self.to_input.image_len();
         let s = i64::from(self.spec.model.input_size());
         let mut x = vec![0f32; views.len() * len];
         let mut run = |flip: bool| -> Result<Tensor> {
             let params =
                 vec![AugmentParams { flip_horizontal: flip, ..AugmentParams::identity() }; views.len()];
-            self.resize.replay_f32_nhwc(views, &params, &self.spec.normalize, &mut x)?;
+            self.to_input.replay(views, &params, Output::F32Hwc(&mut x, &self.spec.normalize))?;
             Ok(logits_of(&self.net, &x, len, s)?.f_softmax(-1, Kind::Float)?)
         };
         let probs = run(false)?;

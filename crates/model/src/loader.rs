@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
-use gemstones_augment::{BatchAugmenter, ImageView, Normalize};
+use gemstones_augment::{BatchAugmenter, ImageView, Normalize, Output};
 use gemstones_dataset::{ImageSet, Stream, seed_for};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -142,7 +142,8 @@ fn produce(plan: LoaderPlan, tx: SyncSender<Result<Batch>>, returned: Receiver<V
             let keys: Vec<u64> = idx.iter().map(|&i| i as u64).collect();
             let result = views_of(&plan.set, idx).and_then(|v| {
                 augmenter
-                    .batch_f32_nhwc(&v, &keys, epoch as u64, &plan.normalize, &mut x, None)
+                    .batch(&v, &keys, epoch as u64, Output::F32Hwc(&mut x, &plan.normalize))
+                    .map(|_params| ())
                     .map_err(Error::from)
             });
             let y = idx.iter().map(|&i| i64::from(plan.set.labels()[i])).collect();

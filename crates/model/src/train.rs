@@ -6,7 +6,7 @@ use std::sync::Arc;
 pub use gemstones_dataset::StopFlag;
 use std::time::Instant;
 
-use gemstones_augment::{AugmentConfig, BatchAugmenter, Normalize};
+use gemstones_augment::{AugmentConfig, BatchAugmenter, Normalize, Output};
 use gemstones_dataset::{
     ImageSet, PreprocessConfig, SmallClassPolicy, SplitRatios, Stream, group_ids, near_duplicate_groups,
     seed_for, stratified_group_split,
@@ -1004,7 +1004,7 @@ impl ValSet {
         let views = crate::loader::views_of(set, idx)?;
         let keys: Vec<u64> = idx.iter().map(|&i| i as u64).collect();
         let mut x = vec![0f32; idx.len() * aug.image_len()];
-        aug.batch_f32_nhwc(&views, &keys, 0, norm, &mut x, None)?;
+        aug.batch(&views, &keys, 0, Output::F32Hwc(&mut x, norm))?;
         Ok(Self { x, y: idx.iter().map(|&i| i64::from(set.labels()[i])).collect(), size: i64::from(size) })
     }
 

@@ -5,7 +5,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use gemstones_augment::{AugmentConfig, AugmentParams, BatchAugmenter, ImageView, Normalize};
+use gemstones_augment::{AugmentConfig, AugmentParams, BatchAugmenter, ImageView, Normalize, Output};
 use gemstones_dataset::{ImageSet, PreprocessConfig};
 use gemstones_model::{
     Classifier, EfficientNetLiteConfig, ExportInfo, ModelConfig, Precision, ResNetConfig, TrainConfig,
@@ -45,7 +45,7 @@ fn module_input(set: &ImageSet, side: u32) -> Tensor {
         .collect();
     let mut x = vec![0f32; views.len() * resize.image_len()];
     let params = vec![AugmentParams::identity(); views.len()];
-    resize.replay_f32_nhwc(&views, &params, &Normalize::default(), &mut x).unwrap();
+    resize.replay(&views, &params, Output::F32Hwc(&mut x, &Normalize::default())).unwrap();
     Tensor::from_slice(&x)
         .view([views.len() as i64, i64::from(side), i64::from(side), 3])
         .permute([0, 3, 1, 2])
