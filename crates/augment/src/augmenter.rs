@@ -138,7 +138,7 @@ impl BatchAugmenter {
     /// The parameters image `index` gets in epoch `epoch`.
     pub fn sample(&self, epoch: u64, index: u64, src: &ImageView<'_>) -> AugmentParams {
         let mut rng = image_rng(self.seed, epoch, index);
-        AugmentParams::sample(&self.cfg, &mut rng, (src.height(), src.width()), self.out)
+        AugmentParams::sample(&self.cfg, &mut rng, (src.width(), src.height()), self.output_size())
     }
 
     fn sampling(&self) -> Sampling {
@@ -208,7 +208,7 @@ impl BatchAugmenter {
 
     fn render(&self, src: ImageView<'_>, p: &AugmentParams, mut out: Out<'_>, s: &mut Scratch) {
         let (oh, ow) = (self.out.0 as usize, self.out.1 as usize);
-        let map = FixedMap::new(p.source_map((src.height(), src.width()), self.out));
+        let map = FixedMap::new(p.source_map((src.width(), src.height()), self.output_size()));
         let smp = self.sampling();
         s.tables.build(&src, &map, (oh, ow), smp.fill);
         let color = !is_identity(p);

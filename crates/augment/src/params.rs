@@ -51,8 +51,9 @@ pub struct AugmentParams {
     pub channel_shift: Option<f32>,
     /// Keras brightness factor.
     pub brightness: Option<f32>,
-    /// Source region `[top, left, height, width]` stretched over the output
-    /// (random resized crop); `None`: the whole source.
+    /// Source region `[left, top, width, height]` (as a dataset `CropBox`)
+    /// stretched over the output (random resized crop); `None`: the whole
+    /// source.
     pub crop: Option<[f32; 4]>,
     /// Jitter factors: brightness, contrast, saturation (1 = unchanged) and
     /// hue shift in turns (0 = unchanged).
@@ -88,8 +89,11 @@ impl AugmentParams {
     }
 
     /// Sample parameters for an image, as Keras' `get_random_transform`
-    /// does (uniform ranges, in Keras' order), then the extras.
+    /// does (uniform ranges, in Keras' order), then the extras. `src` and
+    /// `out` are `(width, height)`.
     pub fn sample(cfg: &AugmentConfig, rng: &mut impl Rng, src: (u32, u32), out: (u32, u32)) -> Self {
+        // Row-major inside, as Keras' matrices: (height, width).
+        let (src, out) = ((src.1, src.0), (out.1, out.0));
         let (oh, ow) = (out.0 as f32, out.1 as f32);
         let sym = |rng: &mut dyn rand::RngCore, r: f32| if r > 0.0 { rng.random_range(-r..=r) } else { 0.0 };
         let mut p = Self::identity();
@@ -160,8 +164,9 @@ impl AugmentParams {
     /// transform about the centre (rotation, shift, shear, zoom, as in
     /// `keras_preprocessing.image.apply_affine_transform`), and the resize
     /// of the source (or its random crop) to the output size.
+    /// `src` and `out` are `(width, height)`.
     pub fn source_map(&self, src: (u32, u32), out: (u32, u32)) -> [[f64; 3]; 2] {
-        let (ho, wo) = (f64::from(out.0), f64::from(out.1));
+        let (wo, ho) = (f64::from(out.0), f64::from(out.1));
         // Flips in output coordinates.
         let flip: M3 = [
             [
@@ -196,7 +201,7 @@ impl AugmentParams {
             && self.zy == 1.0;
         let k = if keras_identity { flip } else { keras };
         // Output grid -> source region, pixel centres aligned.
-        let [top, left, ch, cw] =
+        let [left, top, cw, ch] =
             self.crop.map_or([0.0, 0.0, f64::from(src.0), f64::from(src.1)], |c| c.map(f64::from));
         let (sy, sx) = (ch / ho, cw / wo);
         let resize: M3 = [[sy, 0.0, top + 0.5 * sy - 0.5], [0.0, sx, left + 0.5 * sx - 0.5], [0.0, 0.0, 1.0]];
@@ -218,7 +223,8 @@ fn log_uniform(rng: &mut impl Rng, [lo, hi]: [f32; 2]) -> f32 {
 
 /// torchvision's `RandomResizedCrop.get_params`: up to ten tries at a box of
 /// the sampled area and ratio inside the image, else a centre crop with the
-/// ratio clamped to the range.
+/// ratio clamped to the range. `[left, top, width, height]` of an image of
+/// `(h, w)`.
 fn random_resized_crop(rng: &mut impl Rng, (h, w): (u32, u32), scale: [f32; 2], ratio: [f32; 2]) -> [f32; 4] {
     let (hf, wf) = (h as f32, w as f32);
     let area = hf * wf;
@@ -230,7 +236,7 @@ fn random_resized_crop(rng: &mut impl Rng, (h, w): (u32, u32), scale: [f32; 2], 
         if cw >= 1.0 && ch >= 1.0 && cw <= wf && ch <= hf {
             let top = rng.random_range(0..=(h - ch as u32)) as f32;
             let left = rng.random_range(0..=(w - cw as u32)) as f32;
-            return [top, left, ch, cw];
+            return [left, top, cw, ch];
         }
     }
     let in_ratio = wf / hf;
@@ -241,7 +247,7 @@ fn random_resized_crop(rng: &mut impl Rng, (h, w): (u32, u32), scale: [f32; 2], 
     } else {
         (hf, wf)
     };
-    [((hf - ch) / 2.0).floor(), ((wf - cw) / 2.0).floor(), ch, cw]
+    [((wf - cw) / 2.0).floor(), ((hf - ch) / 2.0).floor(), cw, ch]
 }
 
 /// The generator for image `index` of epoch `epoch`: independent of batch
@@ -268,7 +274,8 @@ mod tests {
     #[test]
     fn flips_and_resize_map_pixel_centres() {
         let p = AugmentParams { flip_horizontal: true, ..AugmentParams::identity() };
-        assert_eq!(apply(&p.source_map((4, 5), (4, 5)), 1.0, 0.0), (1.0, 4.0));
+        // 5 wide, 4 high: column 0 of row 1 reads column 4.
+        assert_eq!(apply(&p.source_map((5, 4), (5, 4)), 1.0, 0.0), (1.0, 4.0));
         // Halving: output pixel 0 covers source pixels 0 and 1 -> centre 0.5.
         let m = AugmentParams::identity().source_map((8, 8), (4, 4));
         assert_eq!(apply(&m, 0.0, 3.0), (0.5, 6.5));
@@ -307,7 +314,8 @@ mod tests {
     fn random_resized_crop_stays_inside() {
         let mut rng = image_rng(0, 0, 0);
         for _ in 0..1000 {
-            let [t, l, h, w] = random_resized_crop(&mut rng, (100, 60), [0.08, 1.0], [0.75, 1.333]);
+            // An image 60 wide and 100 high.
+            let [l, t, w, h] = random_resized_crop(&mut rng, (100, 60), [0.08, 1.0], [0.75, 1.333]);
             assert!(t >= 0.0 && l >= 0.0 && t + h <= 100.0 && l + w <= 60.0 && h >= 1.0 && w >= 1.0);
         }
     }
