@@ -194,6 +194,8 @@ pub enum EmptyClasses {
 
 /// Scan a folder of class folders and [`load_or_build`] its cache: what
 /// `train`, `evaluate` and the workflow do with a folder of photographs.
+/// A folder without any class folder (with files, unless `empty` keeps
+/// empty ones) is [`Error::NoClasses`].
 /// Logs a warning naming the files and class folders it leaves out, and
 /// draws a progress bar while building only when `progress` asks for one.
 pub fn prepare_folder(
@@ -218,6 +220,9 @@ pub fn prepare_folder(
         if empty == EmptyClasses::LeaveOut {
             scanned = scanned.without_empty_classes()?;
         }
+    }
+    if scanned.classes.is_empty() {
+        return Err(Error::NoClasses { path: dir.to_path_buf() });
     }
     let bar = crate::progress::progress_bar(scanned.files.len() as u64, "images preprocessed", progress);
     let out = load_or_build(&scanned, cfg, cache, &|n| bar.inc(n), stop);

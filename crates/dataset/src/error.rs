@@ -38,6 +38,14 @@ pub enum Error {
         /// The path given.
         path: PathBuf,
     },
+    /// A caller's output buffer does not hold exactly one image.
+    #[error("output buffer has {got} bytes, an image takes {want}")]
+    BadBuffer {
+        /// Its length.
+        got: usize,
+        /// One image's length.
+        want: usize,
+    },
     /// A dataset root holds no class folders.
     #[error("{path}: no class folders found")]
     NoClasses {

@@ -180,14 +180,16 @@ impl Preprocessor {
 
     /// Decode an encoded image (any supported format, by content) and
     /// preprocess it into `out` (`size * size * 3` bytes, RGB, row-major).
-    /// Returns the crop box used (`None`: whole image).
+    /// Returns the crop box used (`None`: whole image), or the file's
+    /// [`Problem`]; a buffer of the wrong size is the caller's error
+    /// ([`Error::BadBuffer`]), not a problem of the file.
     pub fn process_bytes_into(
         &mut self,
         bytes: &[u8],
         path: &Path,
         out: &mut [u8],
-    ) -> std::result::Result<Option<CropBox>, Problem> {
-        self.process_and_hash_bytes_into(bytes, path, out).map(|(crop, _)| crop)
+    ) -> Result<std::result::Result<Option<CropBox>, Problem>> {
+        Ok(self.process_and_hash_bytes_into(bytes, path, out)?.map(|(crop, _)| crop))
     }
 
     /// [`Preprocessor::process_bytes_into`], also returning the perceptual
@@ -197,16 +199,28 @@ impl Preprocessor {
         bytes: &[u8],
         path: &Path,
         out: &mut [u8],
-    ) -> std::result::Result<(Option<CropBox>, PerceptualHash), Problem> {
-        let decoded = decode_bytes(bytes, path, &self.cfg.limits)?;
+    ) -> Result<std::result::Result<(Option<CropBox>, PerceptualHash), Problem>> {
+        self.check_buffer(out)?;
+        let decoded = match decode_bytes(bytes, path, &self.cfg.limits) {
+            Ok(d) => d,
+            Err(problem) => return Ok(Err(problem)),
+        };
         let hash = PerceptualHash::of(&decoded.image);
         let rgb = to_rgb_on_white(decoded.image);
-        let crop = self.process_rgb_into(&rgb, out).map_err(|e| Problem {
+        Ok(self.process_rgb_into(&rgb, out).map(|crop| (crop, hash)).map_err(|e| Problem {
             path: path.to_path_buf(),
             kind: ProblemKind::Corrupt,
             detail: e.to_string(),
-        })?;
-        Ok((crop, hash))
+        }))
+    }
+
+    /// A caller's output buffer must hold exactly one image.
+    fn check_buffer(&self, out: &[u8]) -> Result<()> {
+        let want = self.cfg.image_len();
+        if out.len() != want {
+            return Err(Error::BadBuffer { got: out.len(), want });
+        }
+        Ok(())
     }
 
     /// Read and preprocess one file into a new image.
@@ -219,8 +233,15 @@ impl Preprocessor {
         })?;
         let s = self.cfg.size;
         let mut out = RgbImage::new(s, s);
-        self.process_bytes_into(&bytes, path, &mut out)?;
-        Ok(out)
+        // The buffer is made here at the right size: only the file can fail.
+        match self.process_bytes_into(&bytes, path, &mut out) {
+            Ok(result) => result.map(|_| out),
+            Err(e) => Err(Problem {
+                path: path.to_path_buf(),
+                kind: ProblemKind::Unsupported,
+                detail: e.to_string(),
+            }),
+        }
     }
 
     /// Preprocess an RGB image into `out`.
@@ -236,11 +257,7 @@ impl Preprocessor {
     /// aspect ratio).
     pub fn process_rgb_into(&mut self, rgb: &RgbImage, out: &mut [u8]) -> Result<Option<CropBox>> {
         let (w, h) = rgb.dimensions();
-        if out.len() != self.cfg.image_len() {
-            return Err(Error::InvalidConfig {
-                reason: format!("output buffer has {} bytes, not {}", out.len(), self.cfg.image_len()),
-            });
-        }
+        self.check_buffer(out)?;
         let size = self.cfg.size;
         let opts = ResizeOptions::new().resize_alg(self.cfg.filter.alg());
         let Some(c) = self.cfg.crop else {
@@ -544,31 +561,25 @@ pub fn preprocess_folder(
     let len = cfg.image_len();
     let n = folder.files.len();
     let mut pixels = crate::fsutil::big_zeroed(n * len);
-    let results: Vec<std::result::Result<(Option<CropBox>, PerceptualHash), Problem>> = pixels
+    type FileResult = std::result::Result<(Option<CropBox>, PerceptualHash), Problem>;
+    let results: Vec<Result<FileResult>> = pixels
         .par_chunks_mut(len.max(1))
         .zip(folder.files.par_iter())
         .map_init(
             || Preprocessor::new(*cfg),
             |pp, (out, f)| {
                 if stop.is_stopped() {
-                    return Err(Problem {
-                        path: f.path.clone(),
-                        kind: ProblemKind::Unreadable,
-                        detail: "not read: stopped".into(),
-                    });
+                    return Err(Error::Cancelled);
                 }
-                let pp = pp.as_mut().map_err(|e| Problem {
-                    path: f.path.clone(),
-                    kind: ProblemKind::Unsupported,
-                    detail: e.to_string(),
-                })?;
-                let r = std::fs::read(&f.path)
-                    .map_err(|e| Problem {
+                let pp = pp.as_mut().map_err(|e| Error::InvalidConfig { reason: e.to_string() })?;
+                let r = match std::fs::read(&f.path) {
+                    Ok(bytes) => pp.process_and_hash_bytes_into(&bytes, &f.path, out),
+                    Err(e) => Ok(Err(Problem {
                         path: f.path.clone(),
                         kind: ProblemKind::Unreadable,
                         detail: e.to_string(),
-                    })
-                    .and_then(|bytes| pp.process_and_hash_bytes_into(&bytes, &f.path, out));
+                    })),
+                };
                 progress(1);
                 r
             },
@@ -577,6 +588,7 @@ pub fn preprocess_folder(
     if stop.is_stopped() {
         return Err(Error::Cancelled);
     }
+    let results = results.into_iter().collect::<Result<Vec<FileResult>>>()?;
     let mut labels = Vec::with_capacity(n);
     let mut files = Vec::with_capacity(n);
     let mut crops = Vec::with_capacity(n);

@@ -343,6 +343,34 @@ fn cross_split_leakage_is_found() {
 }
 
 #[test]
+fn a_wrong_sized_buffer_is_the_caller_s_error_and_a_bad_file_its_own_problem() {
+    let mut pp = Preprocessor::new(PreprocessConfig { size: 32, ..Default::default() }).unwrap();
+    let photo = jpeg(0, 1);
+    let mut short = vec![0u8; 100];
+    let err = pp.process_bytes_into(&photo, Path::new("a.jpg"), &mut short).unwrap_err();
+    assert!(matches!(err, Error::BadBuffer { got: 100, want } if want == 32 * 32 * 3), "{err}");
+    let mut out = vec![0u8; 32 * 32 * 3];
+    let problem = pp.process_bytes_into(b"not an image", Path::new("b.jpg"), &mut out).unwrap().unwrap_err();
+    assert_eq!(problem.path, Path::new("b.jpg"));
+    assert!(pp.process_bytes_into(&photo, Path::new("a.jpg"), &mut out).unwrap().is_ok());
+}
+
+#[test]
+fn preparing_a_folder_without_class_folders_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("photos");
+    write(&root, "loose.jpg", &jpeg(0, 0));
+    fs::create_dir_all(root.join("Empty")).unwrap();
+    let cfg = PreprocessConfig { size: 32, ..Default::default() };
+    let cache = dir.path().join("c.cache");
+    let err =
+        prepare_folder(&root, &cfg, &cache, EmptyClasses::LeaveOut, false, &StopFlag::new()).unwrap_err();
+    assert!(matches!(&err, Error::NoClasses { path } if path == &root), "{err}");
+    assert!(err.to_string().contains("photos"), "{err}");
+    assert!(!cache.exists());
+}
+
+#[test]
 fn a_stopped_preprocessing_is_cancelled_writes_no_cache_and_a_rerun_builds_it() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("train");
