@@ -66,15 +66,14 @@ pub mod synth;
 mod verify;
 
 pub use cache::{
-    CACHE_VERSION, CacheOutcome, CachedSet, EmptyClasses, fingerprint, load_cache, load_or_build,
-    prepare_folder, save_cache,
+    CacheOutcome, CachedSet, EmptyClasses, fingerprint, load_cache, load_or_build, prepare_folder, save_cache,
 };
 pub use class_index::ClassIndex;
 pub use count::{ClassTable, TreeCount, count_tree};
-pub use decode::{DecodeLimits, Problem, ProblemKind, to_rgb_on_white};
+pub use decode::{DecodeLimits, Problem, ProblemKind};
 pub use edges::{CannyScratch, EdgeMap, canny, canny_into};
 pub use error::{Error, Result};
-pub use grid::{ImageGrid, draw_text, font_bytes, save_png, text_width};
+pub use grid::{ImageGrid, font_bytes, save_png};
 pub use preprocess::{
     CropBox, Fit, GemCrop, ImageSet, PreprocessConfig, Preprocessed, Preprocessor, ResizeFilter,
     preprocess_folder,
@@ -82,10 +81,10 @@ pub use preprocess::{
 pub use progress::progress_bar;
 pub use quality::{Quality, QualityFlag, QualityLimits};
 pub use rename::{
-    RenameConfig, RenameMove, RenamePlan, RenameSummary, canonical_name, journal_path, pending_rename,
-    plan_rename, rename, rename_until, resume_rename,
+    RenameConfig, RenameMove, RenamePlan, RenameSummary, journal_path, pending_rename, plan_rename, rename,
+    rename_until, resume_rename,
 };
-pub use scan::{FileEntry, ImageFolder, natural_cmp, scan};
+pub use scan::{FileEntry, ImageFolder, scan};
 pub use seed::{Stream, derive_seed, seed_for};
 pub use similar::{
     DEFAULT_MAX_DISTANCE, PerceptualHash, group_ids, near_duplicate_groups, without_near_copies,
@@ -96,6 +95,6 @@ pub use split::{
 };
 pub use stop::StopFlag;
 pub use verify::{
-    DuplicateGroup, ImageInfo, NearDuplicateGroup, SHEET_COLUMNS, VerifyReport, cross_split_duplicates,
+    DuplicateGroup, ImageInfo, NearDuplicateGroup, VerifyReport, cross_split_duplicates,
     cross_split_near_duplicates, near_duplicate_sheet, photo_health, verify,
 };

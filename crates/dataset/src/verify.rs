@@ -95,7 +95,7 @@ pub struct NearDuplicateGroup {
 }
 
 /// A contact sheet of near-duplicate groups: one row per group (its first
-/// [`SHEET_COLUMNS`] photos side by side, captioned with folder/name and,
+/// four photos side by side, captioned with folder/name and,
 /// first, the group's distance), at most `max_groups` rows, as a PNG.
 pub fn near_duplicate_sheet(
     groups: &[NearDuplicateGroup],
