@@ -2,24 +2,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use gemstones::dataset::synth::{SynthConfig, default_classes, write_synthetic_set};
 use gemstones::dataset::{PreprocessConfig, preprocess_folder, scan};
 use gemstones::model::{ModelConfig, Precision, ResNetConfig, TrainConfig, Trainer};
 
-/// Generated photos of the first `classes` gem classes, `per_class` each,
-/// in `dir/photos`.
-pub fn tiny_photos(dir: &Path, classes: usize, per_class: usize) -> PathBuf {
-    let photos = dir.join("photos");
-    let synth = SynthConfig {
-        per_class,
-        min_size: 40,
-        max_size: 56,
-        classes: default_classes().into_iter().take(classes).collect(),
-        ..SynthConfig::default()
-    };
-    write_synthetic_set(&photos, &synth).unwrap();
-    photos
-}
+pub use gemstones_testkit::tiny_photos;
 
 /// A model directory (`dir/model`) trained for one epoch on two tiny
 /// classes: something real to predict with, damage and reload.

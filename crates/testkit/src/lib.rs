@@ -119,3 +119,21 @@ impl Drop for ChromeDriver {
         let _ = self.child.wait();
     }
 }
+
+/// `per_class` generated photos (40-56 px) of each of the first `classes`
+/// gem classes, written to `dir/photos`; returns that folder.
+pub fn tiny_photos(dir: &Path, classes: usize, per_class: usize) -> PathBuf {
+    use gemstones_dataset::synth::{SynthConfig, default_classes, write_synthetic_set};
+    let photos = dir.join("photos");
+    let synth = SynthConfig {
+        per_class,
+        min_size: 40,
+        max_size: 56,
+        classes: default_classes().into_iter().take(classes).collect(),
+        ..SynthConfig::default()
+    };
+    if let Err(e) = write_synthetic_set(&photos, &synth) {
+        panic!("writing generated photos into {}: {e}", photos.display());
+    }
+    photos
+}

@@ -3,7 +3,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use gemstones_dataset::synth::{SynthConfig, default_classes, write_synthetic_set};
 use gemstones_dataset::{ImageSet, PreprocessConfig, preprocess_folder, scan};
 
 /// `per_class` generated photos of each of the first `classes` gem classes
@@ -14,15 +13,7 @@ pub fn tiny_set(
     per_class: usize,
     size: u32,
 ) -> (Arc<ImageSet>, PreprocessConfig) {
-    let photos = dir.join("photos");
-    let synth = SynthConfig {
-        per_class,
-        min_size: 40,
-        max_size: 56,
-        classes: default_classes().into_iter().take(classes).collect(),
-        ..SynthConfig::default()
-    };
-    write_synthetic_set(&photos, &synth).unwrap();
+    let photos = gemstones_testkit::tiny_photos(dir, classes, per_class);
     let pre = PreprocessConfig { size, ..PreprocessConfig::default() };
     let set = preprocess_folder(&scan(&photos).unwrap(), &pre, &|_| {}, &gemstones_dataset::StopFlag::new())
         .unwrap()
