@@ -117,10 +117,15 @@ impl EfficientNetLiteConfig {
     }
 }
 
-/// ReLU6 in place on a fresh layer output.
-fn relu6(mut x: Tensor) -> Tensor {
-    let _ = x.relu6_();
-    x
+/// ReLU6 of a convolution and its batch norm: once folded (inference),
+/// the convolution's own fused ReLU6.
+fn conv_bn_relu6(conv: &Conv, bn: &Norm, x: &Tensor, bn_train: bool) -> Tensor {
+    if bn.is_folded() {
+        return conv.forward_relu6(x);
+    }
+    let mut y = bn.forward(&conv.forward(x), bn_train);
+    let _ = y.relu6_();
+    y
 }
 
 /// Mobile inverted bottleneck: 1x1 expansion, depthwise KxK, 1x1
@@ -163,10 +168,10 @@ impl MbConv {
     /// `train` switches drop-connect; `bn_train` batch statistics.
     fn forward(&self, x: &Tensor, train: bool, bn_train: bool) -> Tensor {
         let h = match &self.expand {
-            Some((conv, bn)) => relu6(bn.forward(&conv.forward(x), bn_train)),
+            Some((conv, bn)) => conv_bn_relu6(conv, bn, x, bn_train),
             None => x.shallow_clone(),
         };
-        let h = relu6(self.bn1.forward(&self.depthwise.forward(&h), bn_train));
+        let h = conv_bn_relu6(&self.depthwise, &self.bn1, &h, bn_train);
         let h = self.bn2.forward(&self.project.forward(&h), bn_train);
         if !self.residual {
             return h;
@@ -277,11 +282,11 @@ impl EfficientNetLite {
         let run = |x: &Tensor, stage: usize, layer: &dyn Fn(&Tensor, bool, bool) -> Tensor| {
             if stage < frozen { tch::no_grad(|| layer(x, false, false)) } else { layer(x, train, bn_train) }
         };
-        let mut x = run(x, 0, &|x, _, bn| relu6(self.bn0.forward(&self.stem.forward(x), bn)));
+        let mut x = run(x, 0, &|x, _, bn| conv_bn_relu6(&self.stem, &self.bn0, x, bn));
         for (b, &s) in self.blocks.iter().zip(&self.block_stage) {
             x = run(&x, s + 1, &|x, t, bn| b.forward(x, t, bn));
         }
-        let x = run(&x, STAGES.len() + 1, &|x, _, bn| relu6(self.bn1.forward(&self.head.forward(x), bn)));
+        let x = run(&x, STAGES.len() + 1, &|x, _, bn| conv_bn_relu6(&self.head, &self.bn1, x, bn));
         x.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
     }
 

@@ -101,11 +101,14 @@ impl Classifier {
         let mean = Tensor::f_from_slice(&normalize.mean)?.f_view([1, 3, 1, 1])?;
         let std = Tensor::f_from_slice(&normalize.std)?.f_view([1, 3, 1, 1])?;
         let net = self.net();
-        tch::no_grad(|| {
-            Ok(CModule::create_by_tracing("GemstoneClassifier", "forward", &[example], &mut |inputs| {
-                let x = (&inputs[0] - &mean) / &std;
-                vec![tch::nn::ModuleT::forward_t(net, &x, false)]
-            })?)
+        // Unfused: the module records portable operations only.
+        crate::fused::unfused(|| {
+            tch::no_grad(|| {
+                Ok(CModule::create_by_tracing("GemstoneClassifier", "forward", &[example], &mut |inputs| {
+                    let x = (&inputs[0] - &mean) / &std;
+                    vec![tch::nn::ModuleT::forward_t(net, &x, false)]
+                })?)
+            })
         })
     }
 

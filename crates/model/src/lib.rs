@@ -33,6 +33,7 @@ mod efficientnet;
 mod error;
 mod eval;
 mod export;
+mod fused;
 mod interpret;
 mod layers;
 mod loader;

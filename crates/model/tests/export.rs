@@ -64,6 +64,11 @@ fn check_export(model: ModelConfig, precision: Precision, pretrained: Option<Pat
     assert_eq!(info.input.width, clf.spec().model.input_size());
     assert_eq!(info.normalize_inside, clf.spec().normalize);
     assert_eq!(files.module, tmp.path().join("export").join(&info.module));
+    // Portable operations only: the Classifier's fused oneDNN convolution
+    // (CPU inference) is not what the trace records.
+    let code = traced_code(&files.module);
+    assert!(code.contains("torch._convolution("), "{code}");
+    assert!(!code.contains("mkldnn"), "the export calls a oneDNN-only kernel: {code}");
 
     // Reloaded through tch, in another module object, at another batch
     // size than the one traced (2).
@@ -81,6 +86,20 @@ fn check_export(model: ModelConfig, precision: Precision, pretrained: Option<Pat
     let got = logits.softmax(-1, Kind::Float);
     let diff = f64::try_from((&got - &expected).abs().max()).unwrap();
     assert!(diff < tolerance, "{:?} {precision:?}: export differs by {diff}", info.model.name());
+}
+
+/// The TorchScript code of an exported module (`<archive>/code/*.py`).
+fn traced_code(module: &std::path::Path) -> String {
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(module).unwrap()).unwrap();
+    let mut code = String::new();
+    for i in 0..archive.len() {
+        let mut file = archive.by_index(i).unwrap();
+        let name = file.name().unwrap().to_owned();
+        if name.contains("/code/") && name.ends_with(".py") {
+            std::io::Read::read_to_string(&mut file, &mut code).unwrap();
+        }
+    }
+    code
 }
 
 #[test]
