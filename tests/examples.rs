@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use gemstones::augment::AugmentConfig;
 use gemstones::dataset::synth::{SynthConfig, default_classes, encode_jpeg, render_gem, write_synthetic_set};
 use gemstones::dataset::{RenameConfig, journal_path, plan_rename, scan};
 use rand::{Rng, SeedableRng};
@@ -97,6 +98,48 @@ fn an_unknown_preset_is_a_usage_error_listing_the_presets() {
     for name in ["tutorial", "resnet", "lite0", "lite2"] {
         assert!(stderr.contains(name), "{stderr}");
     }
+}
+
+#[test]
+fn train_takes_augmentation_settings_from_a_file_and_refuses_a_misspelt_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    for (c, class) in ["Ruby", "Garnet"].iter().enumerate() {
+        std::fs::create_dir_all(photos.join(class)).unwrap();
+        for i in 0..6 {
+            std::fs::write(photos.join(class).join(format!("{i}.jpg")), jpeg(c, i)).unwrap();
+        }
+    }
+    let train = |augment: &Path, out: &Path| {
+        example("train")
+            .args(["--preset", "resnet", "--input-size", "32", "--image-size", "36", "--epochs", "1"])
+            .args(["--batch-size", "4", "--threads", "1", "--precision", "f32"])
+            .arg("--photos")
+            .arg(&photos)
+            .arg("--out")
+            .arg(out)
+            .arg("--augment")
+            .arg(augment)
+            .output()
+            .unwrap()
+    };
+    let typo = dir.path().join("typo.json");
+    std::fs::write(&typo, r#"{"rotaton_range": 30}"#).unwrap();
+    let out = train(&typo, &dir.path().join("refused"));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("typo.json") && stderr.contains("rotaton_range"), "{stderr}");
+    assert!(!dir.path().join("refused").exists(), "nothing is written for a refused run");
+
+    let settings = dir.path().join("augment.json");
+    std::fs::write(&settings, r#"{"rotation_range": 12.5, "vertical_flip": true}"#).unwrap();
+    let model = dir.path().join("model");
+    let out = train(&settings, &model);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model.join("config.json")).unwrap()).unwrap();
+    let expected = AugmentConfig { rotation_range: 12.5, vertical_flip: true, ..AugmentConfig::default() };
+    assert_eq!(serde_json::from_value::<AugmentConfig>(saved["augment"].clone()).unwrap(), expected);
 }
 
 #[test]

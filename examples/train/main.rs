@@ -105,6 +105,11 @@ struct Args {
     /// preset's, off).
     #[arg(long)]
     mixup: Option<f64>,
+    /// Augmentation settings from a JSON file, replacing the preset's
+    /// (the `augment` object of a model directory's `config.json` is one;
+    /// fields left out take their "off" values).
+    #[arg(long)]
+    augment: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -146,6 +151,11 @@ fn main() -> anyhow::Result<ExitCode> {
     }
     if let Some(alpha) = a.mixup {
         train.mixup = (alpha > 0.0).then_some(alpha);
+    }
+    if let Some(path) = &a.augment {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        train.augment = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not augmentation settings", path.display()))?;
     }
     check_pretrained(&train)?;
     if let Some(p) = a.precision {

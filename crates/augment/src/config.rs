@@ -32,6 +32,7 @@ pub enum Interpolation {
 /// torchvision's `RandomResizedCrop`: a random region of the source (area
 /// fraction and aspect ratio sampled) is stretched over the output.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RandomResizedCrop {
     /// Range of the region's area as a fraction of the image.
     pub scale: [f32; 2],
@@ -50,7 +51,7 @@ impl Default for RandomResizedCrop {
 /// (hue: a shift in `[-x, x]` turns of the colour wheel), applied in the
 /// order brightness, contrast, saturation, hue.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ColorJitter {
     /// Brightness spread (multiplies pixel values).
     pub brightness: f32,
@@ -76,6 +77,7 @@ pub enum EraseFill {
 /// torchvision's `RandomErasing` (cutout): with probability `p`, a random
 /// rectangle of the output is filled.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RandomErasing {
     /// Probability of erasing.
     pub p: f32,
@@ -103,8 +105,11 @@ impl Default for RandomErasing {
 /// assert_eq!(keras.rotation_range, 25.0);
 /// assert_eq!(keras.zoom_range, [0.9, 1.1]);
 /// ```
+///
+/// Read from a file (`train --augment`), a misspelt setting is an error
+/// naming it, never a silently ignored line; a setting left out is off.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AugmentConfig {
     /// Rotation, degrees, sampled in `[-x, x]`.
     pub rotation_range: f32,
@@ -350,6 +355,19 @@ mod tests {
         assert!(AugmentConfig::identity().is_identity() && !t.is_identity());
         // Hue stays off in every preset.
         assert_eq!(AugmentConfig::strong().color_jitter.hue, 0.0);
+    }
+
+    #[test]
+    fn settings_read_from_json_refuse_unknown_names_and_default_the_missing() {
+        let strong = AugmentConfig::strong();
+        let text = serde_json::to_string(&strong).unwrap();
+        assert_eq!(serde_json::from_str::<AugmentConfig>(&text).unwrap(), strong);
+        let partial: AugmentConfig = serde_json::from_str(r#"{"horizontal_flip": true}"#).unwrap();
+        assert_eq!(partial, AugmentConfig { horizontal_flip: true, ..AugmentConfig::default() });
+        for typo in [r#"{"rotaton_range": 30}"#, r#"{"color_jitter": {"brightnes": 0.2}}"#] {
+            let e = serde_json::from_str::<AugmentConfig>(typo).unwrap_err().to_string();
+            assert!(e.contains("unknown field"), "{e}");
+        }
     }
 
     #[test]
