@@ -101,7 +101,7 @@ fn an_unknown_preset_is_a_usage_error_listing_the_presets() {
 }
 
 #[test]
-fn train_takes_augmentation_settings_from_a_file_and_refuses_a_misspelt_one() {
+fn train_takes_augmentation_dropout_and_weight_decay_settings_and_refuses_a_misspelt_file() {
     let dir = tempfile::tempdir().unwrap();
     let photos = dir.path().join("photos");
     for (c, class) in ["Ruby", "Garnet"].iter().enumerate() {
@@ -120,6 +120,7 @@ fn train_takes_augmentation_settings_from_a_file_and_refuses_a_misspelt_one() {
             .arg(out)
             .arg("--augment")
             .arg(augment)
+            .args(["--dropout", "0.25", "--weight-decay", "0.125"])
             .output()
             .unwrap()
     };
@@ -140,6 +141,10 @@ fn train_takes_augmentation_settings_from_a_file_and_refuses_a_misspelt_one() {
         serde_json::from_slice(&std::fs::read(model.join("config.json")).unwrap()).unwrap();
     let expected = AugmentConfig { rotation_range: 12.5, vertical_flip: true, ..AugmentConfig::default() };
     assert_eq!(serde_json::from_value::<AugmentConfig>(saved["augment"].clone()).unwrap(), expected);
+    assert_eq!(saved["model"]["dropout"], 0.25);
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model.join("last/state.json")).unwrap()).unwrap();
+    assert_eq!(state["config"]["optimizer"]["weight_decay"], 0.125);
 }
 
 #[test]

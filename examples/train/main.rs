@@ -105,6 +105,13 @@ struct Args {
     /// preset's, off).
     #[arg(long)]
     mixup: Option<f64>,
+    /// Dropout rate before the classifier (default: the preset's).
+    #[arg(long)]
+    dropout: Option<f64>,
+    /// Weight decay of the optimizer (default: the preset's; never on
+    /// norms and biases unless the preset says so).
+    #[arg(long)]
+    weight_decay: Option<f64>,
     /// Augmentation settings from a JSON file, replacing the preset's
     /// (the `augment` object of a model directory's `config.json` is one;
     /// fields left out take their "off" values).
@@ -119,6 +126,12 @@ fn main() -> anyhow::Result<ExitCode> {
     let (mut model, mut train, mut pre) = a.preset.configs();
     if let Some(s) = a.input_size {
         model = model.with_input_size(s);
+    }
+    if let Some(rate) = a.dropout {
+        model = model.with_dropout(rate);
+    }
+    if let Some(wd) = a.weight_decay {
+        train.optimizer.weight_decay = wd;
     }
     if let Some(s) = a.image_size {
         pre.size = s;

@@ -111,6 +111,17 @@ impl ModelConfig {
         self
     }
 
+    /// The same network with another dropout rate before its classifier
+    /// (fastai's `ps`, Keras' `Dropout` before the last layer).
+    pub fn with_dropout(mut self, rate: f64) -> Self {
+        match &mut self {
+            Self::Tutorial(c) => c.dropout = rate,
+            Self::Resnet(c) => c.dropout = rate,
+            Self::EfficientnetLite(c) => c.dropout = rate,
+        }
+        self
+    }
+
     /// Whether the network takes any input side (all but the tutorial
     /// CNN, whose dense layer fixes it): progressive resizing needs that.
     pub fn any_input_size(&self) -> bool {

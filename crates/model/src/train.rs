@@ -241,6 +241,10 @@ impl TrainConfig {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return bad(format!("lr must be > 0, got {}", self.lr));
         }
+        let wd = self.optimizer.weight_decay;
+        if !(wd.is_finite() && (0.0..1.0).contains(&wd)) {
+            return bad(format!("optimizer.weight_decay must be within 0..1, got {wd}"));
+        }
         if !(0.0..0.9).contains(&self.val_fraction) {
             return bad(format!("val_fraction must be within 0..0.9, got {}", self.val_fraction));
         }
@@ -1056,5 +1060,17 @@ mod tests {
             ..TrainConfig::strong()
         };
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn a_weight_decay_outside_0_to_1_is_refused_by_name() {
+        for wd in [-0.1, 1.5, f64::NAN] {
+            let mut cfg = TrainConfig::strong();
+            cfg.optimizer.weight_decay = wd;
+            assert!(cfg.validate().unwrap_err().to_string().contains("weight_decay"), "{wd}");
+        }
+        let mut cfg = TrainConfig::strong();
+        cfg.optimizer.weight_decay = 0.2;
+        cfg.validate().unwrap();
     }
 }

@@ -94,7 +94,7 @@ fn traced_code(module: &std::path::Path) -> String {
     let mut code = String::new();
     for i in 0..archive.len() {
         let mut file = archive.by_index(i).unwrap();
-        let name = file.name().unwrap().to_owned();
+        let name = file.name().unwrap().into_owned();
         if name.contains("/code/") && name.ends_with(".py") {
             std::io::Read::read_to_string(&mut file, &mut code).unwrap();
         }
