@@ -103,13 +103,7 @@ fn an_unknown_preset_is_a_usage_error_listing_the_presets() {
 #[test]
 fn train_takes_augmentation_dropout_and_weight_decay_settings_and_refuses_a_misspelt_file() {
     let dir = tempfile::tempdir().unwrap();
-    let photos = dir.path().join("photos");
-    for (c, class) in ["Ruby", "Garnet"].iter().enumerate() {
-        std::fs::create_dir_all(photos.join(class)).unwrap();
-        for i in 0..6 {
-            std::fs::write(photos.join(class).join(format!("{i}.jpg")), jpeg(c, i)).unwrap();
-        }
-    }
+    let photos = crate::support::tiny_photos(dir.path(), 2, 6);
     let train = |augment: &Path, out: &Path| {
         example("train")
             .args(["--preset", "resnet", "--input-size", "32", "--image-size", "36", "--epochs", "1"])
@@ -364,29 +358,16 @@ fn empty_class_folders_are_left_out_of_training_unless_asked() {
         }
     }
     let pre = gemstones::dataset::PreprocessConfig { size: 32, ..Default::default() };
-    let (left_out, _) = prepare_folder(
-        &photos,
-        &pre,
-        &dir.path().join("a.cache"),
-        EmptyClasses::LeaveOut,
-        false,
-        &StopFlag::new(),
-    )
-    .unwrap();
+    let prepare = |cache: &str, empty| {
+        prepare_folder(&photos, &pre, &dir.path().join(cache), empty, false, &StopFlag::new()).unwrap().0
+    };
+    let left_out = prepare("a.cache", EmptyClasses::LeaveOut);
     assert_eq!(left_out.set.classes().names(), ["Garnet", "Ruby"]);
     assert_eq!(left_out.set.len(), 4);
     let mut labels: Vec<_> = left_out.set.labels().to_vec();
     labels.sort();
     assert_eq!(labels, [0, 0, 1, 1]);
-    let (kept, _) = prepare_folder(
-        &photos,
-        &pre,
-        &dir.path().join("b.cache"),
-        EmptyClasses::Keep,
-        false,
-        &StopFlag::new(),
-    )
-    .unwrap();
+    let kept = prepare("b.cache", EmptyClasses::Keep);
     assert_eq!(kept.set.classes().names(), ["Empty", "Garnet", "Ruby"]);
 }
 

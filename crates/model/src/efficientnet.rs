@@ -9,7 +9,7 @@ use tch::{Kind, Tensor};
 
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
-use crate::layers::{Conv, Dense, Norm};
+use crate::layers::{Conv, Dense, Norm, relu6};
 
 /// TensorFlow's batch-norm epsilon.
 const BN_EPS: f64 = 1e-3;
@@ -123,9 +123,7 @@ fn conv_bn_relu6(conv: &Conv, bn: &Norm, x: &Tensor, bn_train: bool) -> Tensor {
     if bn.is_folded() {
         return conv.forward_relu6(x);
     }
-    let mut y = bn.forward(&conv.forward(x), bn_train);
-    let _ = y.relu6_();
-    y
+    relu6(bn.forward(&conv.forward(x), bn_train))
 }
 
 /// Mobile inverted bottleneck: 1x1 expansion, depthwise KxK, 1x1

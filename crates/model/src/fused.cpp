@@ -19,8 +19,11 @@
 
 namespace {
 
-std::optional<c10::OperatorHandle> conv_pointwise_op() {
-  return c10::Dispatcher::singleton().findSchema({"mkldnn::_convolution_pointwise", ""});
+// Looked up once (a locked table search), not on every convolution.
+const std::optional<c10::OperatorHandle>& conv_pointwise_op() {
+  static const std::optional<c10::OperatorHandle> op =
+      c10::Dispatcher::singleton().findSchema({"mkldnn::_convolution_pointwise", ""});
+  return op;
 }
 
 char* copy_message(const char* what) {
@@ -50,7 +53,7 @@ at::Tensor* gemstones_conv_relu6(const at::Tensor* x, const at::Tensor* w, const
                                  char** error) {
   *error = nullptr;
   try {
-    auto op = conv_pointwise_op();
+    const auto& op = conv_pointwise_op();
     if (!op.has_value()) {
       *error = copy_message("this libtorch has no mkldnn::_convolution_pointwise");
       return nullptr;

@@ -30,10 +30,15 @@ thread_local! {
 /// portable operations, not a oneDNN-only kernel (and libtorch's tracer
 /// cannot record this call at all: its graph check fails).
 pub(crate) fn unfused<T>(f: impl FnOnce() -> T) -> T {
-    let before = ENABLED.with(|e| e.replace(false));
-    let out = f();
-    ENABLED.with(|e| e.set(before));
-    out
+    /// Puts the setting back even when `f` panics (tch's operations do).
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ENABLED.with(|e| e.set(self.0));
+        }
+    }
+    let _restore = Restore(ENABLED.with(|e| e.replace(false)));
+    f()
 }
 
 /// Whether convolutions on this thread may use the fused kernel now.

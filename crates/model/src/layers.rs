@@ -19,6 +19,12 @@ fn like(w: &Tensor, x: &Tensor) -> Tensor {
     if x.kind() == w.kind() { w.shallow_clone() } else { w.to_kind(x.kind()) }
 }
 
+/// ReLU6 in place on a fresh layer output.
+pub(crate) fn relu6(mut x: Tensor) -> Tensor {
+    let _ = x.relu6_();
+    x
+}
+
 /// How a convolution pads its input.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Padding {
@@ -103,16 +109,14 @@ impl Conv {
         if self.folded && x.device() == tch::Device::Cpu && !x.requires_grad() && crate::fused::enabled() {
             let b = self.bs.as_ref().map(|b| like(b, x));
             let w = like(&self.ws, x);
-            let fused =
-                |x: &Tensor, pad| crate::fused::conv_relu6(x, &w, b.as_ref(), pad, self.stride, self.groups);
-            match self.padded(x, |x, pad| fused(x, pad)) {
+            match self.padded(x, |x, pad| {
+                crate::fused::conv_relu6(x, &w, b.as_ref(), pad, self.stride, self.groups)
+            }) {
                 Ok(y) => return y,
                 Err(e) => tracing::debug!("fused convolution unavailable ({e}); running it unfused"),
             }
         }
-        let mut y = self.forward(x);
-        let _ = y.relu6_();
-        y
+        relu6(self.forward(x))
     }
 
     /// `conv(input, padding)` with this convolution's padding: symmetric
