@@ -31,7 +31,8 @@ fn the_whole_workflow_runs_end_to_end_and_resumes() {
     cfg.epochs = Some(1);
     cfg.input_size = Some(40);
     cfg.image_size = Some(48);
-    cfg.threads = Some(2);
+    // One thread, as every training in this test binary (see tiny_train).
+    cfg.threads = Some(1);
     cfg.progress = false;
     let mut lines = Vec::new();
     let out = run(&cfg, StopFlag::new(), &mut |l| lines.push(l.to_string())).unwrap();

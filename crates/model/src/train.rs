@@ -162,7 +162,12 @@ pub struct TrainConfig {
     pub seed: u64,
     /// f32 or bf16 compute.
     pub precision: Precision,
-    /// libtorch threads (default: libtorch's choice, one per core).
+    /// libtorch threads (default: libtorch's choice, one per core). The
+    /// data pipeline gives the same batches whatever this is, but libtorch
+    /// splits its sums by thread, so a run repeats bit for bit only at the
+    /// same count (another count differs in round-off). The count is one per
+    /// process: trainings running at once in one process should ask for the
+    /// same, or each changes the other's.
     pub threads: Option<usize>,
     /// Threads augmenting the next batches.
     pub augment_threads: usize,
