@@ -76,7 +76,13 @@ impl Classifier {
             last
         };
         let mut vs = nn::VarStore::new(crate::device::best_device());
-        let mut net = Net::new(&vs.root(), &spec.model, classes.len(), spec.precision)?;
+        // Building the network draws its (soon replaced) initial weights from
+        // libtorch's one generator: under its lock, so a training running in
+        // this process keeps the dropout masks its seed gives.
+        let mut net = {
+            let _rng = crate::device::torch_rng_lock();
+            Net::new(&vs.root(), &spec.model, classes.len(), spec.precision)?
+        };
         load_weights(&mut vs, &weights)?;
         // Inference only: no gradients (and traceable, see `export`).
         vs.freeze();

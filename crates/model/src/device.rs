@@ -58,9 +58,11 @@ pub(crate) fn on_main_thread() -> Option<bool> {
 
 /// libtorch's random generator is one per process: initial weights and
 /// dropout masks come from it. A trainer seeds it and then draws from it
-/// while holding this lock, so two trainings in one process (tests run in
-/// parallel, a hyper-parameter sweep on threads) cannot interleave their
-/// draws and each stays reproducible from its seed.
+/// while holding this lock, and everything else here that draws from it
+/// (a [`crate::Classifier`] building its network) holds it too, so work in
+/// parallel in one process (tests, a hyper-parameter sweep on threads, a
+/// server loading models) cannot interleave draws with a training, which
+/// stays reproducible from its seed.
 pub(crate) fn torch_rng_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     // A panic while holding it leaves no broken state behind: the next

@@ -96,7 +96,9 @@ impl Classifier {
     /// batch-size agnostic (no operation reads the batch dimension).
     fn traced_module(&self) -> Result<CModule> {
         let side = i64::from(self.spec().model.input_size());
-        let example = Tensor::f_rand([2, 3, side, side], (Kind::Float, tch::Device::Cpu))?;
+        // Any values do (only shapes are traced); not random ones, which would
+        // draw from libtorch's one generator under a training in this process.
+        let example = Tensor::f_full([2, 3, side, side], 0.5, (Kind::Float, tch::Device::Cpu))?;
         let normalize = self.spec().normalize;
         let mean = Tensor::f_from_slice(&normalize.mean)?.f_view([1, 3, 1, 1])?;
         let std = Tensor::f_from_slice(&normalize.std)?.f_view([1, 3, 1, 1])?;
