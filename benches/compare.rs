@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use gemstones::augment::{AugmentConfig, BatchAugmenter, ImageView, Normalize, Output};
 use gemstones::dataset::{self, PreprocessConfig};
-use gemstones::model::{ModelConfig, Net, Precision, ResNetConfig, channels_last, to_channels_last};
+use gemstones::model::internals::{channels_last, to_channels_last};
+use gemstones::model::{ModelConfig, Net, Precision, ResNetConfig};
 use serde_json::json;
 use tch::nn::{ModuleT, OptimizerConfig};
 
@@ -119,7 +120,7 @@ fn augment(dir: PathBuf) {
 /// Training-step and inference throughput of the networks named in
 /// `only` (all when empty): tutorial-cnn, resnet, lite0.
 fn train(only: &[String]) {
-    gemstones::model::tune_malloc();
+    gemstones::model::internals::tune_malloc();
     let steps = 10;
     let models = [
         ("tutorial-cnn", ModelConfig::tutorial(), 220i64),

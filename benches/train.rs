@@ -5,9 +5,9 @@
 //! preprocessing included; a batch of 32 preprocessed images).
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use gemstones::dataset::{ImageSet, PreprocessConfig, synth};
+use gemstones::model::internals::{channels_last, to_channels_last, tune_malloc};
 use gemstones::model::{
-    Classifier, ModelConfig, ModelDir, ModelSpec, Net, Precision, ResNetConfig, SPEC_FORMAT, channels_last,
-    to_channels_last, tune_malloc,
+    Classifier, ModelConfig, ModelDir, ModelSpec, Net, Precision, ResNetConfig, SPEC_FORMAT,
 };
 use tch::nn::{ModuleT, OptimizerConfig};
 use tch::{Device, Kind, Tensor};

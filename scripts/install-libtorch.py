@@ -12,12 +12,21 @@ present, it prints so and exits. Atomic: it unpacks into `<dest>.partial` and
 renames into place only when complete, so an interrupted run leaves no
 half-installed folder behind.
 
-Usage: python3 scripts/install-libtorch.py [--dest DIR] [--wheels DIR] [--force]
+It works from any folder, for any project: `--dest DIR` installs there,
+and `--register` (root) also lists `DIR/lib` in
+`/etc/ld.so.conf.d/gemstones-libtorch.conf` and runs `ldconfig`, so that
+every program linked against it starts without `LD_LIBRARY_PATH`, as with
+a library from the system's packages. Build such programs with
+`LIBTORCH=DIR`.
+
+Usage: python3 scripts/install-libtorch.py [--dest DIR] [--wheels DIR] [--force] [--register]
 """
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -96,15 +105,45 @@ def main() -> int:
     ap.add_argument("--dest", type=Path, default=ROOT / ".libtorch")
     ap.add_argument("--wheels", type=Path, default=ROOT / ".cache" / "wheels")
     ap.add_argument("--force", action="store_true", help="reinstall even if present")
+    ap.add_argument("--register", action="store_true",
+                    help="also register DEST/lib with the dynamic loader (ld.so.conf.d + ldconfig; root)")
     args = ap.parse_args()
     dest: Path = args.dest.resolve()
 
-    if installed(dest) and not args.force:
+    if not (installed(dest) and not args.force):
+        install(dest, args.wheels)
+    else:
         say(f"libtorch {VERSION} already installed in {dest}")
-        return 0
+    if args.register:
+        register(dest / "lib")
+    return 0
 
-    args.wheels.mkdir(parents=True, exist_ok=True)
-    wheels = [fetch(req, digest, extra, args.wheels, say) for req, digest, extra in WHEELS]
+
+LOADER_CONF = Path("/etc/ld.so.conf.d/gemstones-libtorch.conf")
+
+
+def register(lib: Path) -> None:
+    """List `lib` in the dynamic loader's configuration (atomically) and
+    refresh its cache: programs linked against libtorch then start as they
+    would with a system library."""
+    text = f"# libtorch {VERSION}, installed by gemstones' scripts/install-libtorch.py\n{lib}\n"
+    if not (LOADER_CONF.exists() and LOADER_CONF.read_text() == text):
+        tmp = LOADER_CONF.with_name(LOADER_CONF.name + ".tmp")
+        try:
+            tmp.write_text(text)
+            os.replace(tmp, LOADER_CONF)
+        except PermissionError:
+            raise SystemExit(f"[libtorch] error: --register writes {LOADER_CONF}: run it as root "
+                             f"(or set LD_LIBRARY_PATH={lib} when running your programs)")
+    subprocess.run(["ldconfig"], check=True)
+    say(f"registered {lib} with the dynamic loader ({LOADER_CONF})")
+
+
+def install(dest: Path, wheel_dir: Path) -> None:
+    """Download the wheels into `wheel_dir` and unpack libtorch into `dest`, atomically."""
+
+    wheel_dir.mkdir(parents=True, exist_ok=True)
+    wheels = [fetch(req, digest, extra, wheel_dir, say) for req, digest, extra in WHEELS]
 
     partial = dest.with_name(dest.name + ".partial")
     if partial.exists():
@@ -132,8 +171,7 @@ def main() -> int:
     else:
         partial.rename(dest)
     size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
-    say(f"installed libtorch {VERSION} (CPU) in {dest} ({size / 1e6:.0f} MB)")
-    return 0
+    say(f"installed libtorch {VERSION} (CPU) in {dest} ({size / 1e6:.0f} MB); build with LIBTORCH={dest}")
 
 
 if __name__ == "__main__":

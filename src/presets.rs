@@ -42,7 +42,7 @@ pub fn weights_dir() -> std::path::PathBuf {
 /// the command that installs the default ones.
 pub fn check_pretrained(train: &TrainConfig) -> gemstones_model::Result<()> {
     match &train.pretrained {
-        Some(p) if !p.is_file() => Err(gemstones_model::Error::BadCheckpoint {
+        Some(p) if !p.is_file() => Err(gemstones_model::Error::BadPretrained {
             path: p.clone(),
             reason: "not found: `make weights` (python3 scripts/install-weights.py) installs the \
                      EfficientNet-Lite ImageNet checkpoints, or pass --pretrained FILE"

@@ -96,15 +96,16 @@ fn embedded(path: &Path) -> Option<String> {
     let mime = match image::guess_format(&bytes).ok()? {
         image::ImageFormat::Png => "image/png",
         image::ImageFormat::Jpeg => "image/jpeg",
-        _ => return thumbnail(&bytes, u32::MAX),
+        _ => return thumbnail(&bytes, path, u32::MAX),
     };
     Some(data_uri(mime, &bytes))
 }
 
 /// A photograph shrunk to `height` pixels (never enlarged) as a JPEG data
 /// URI: the page stays small however large the photographs are.
-fn thumbnail(bytes: &[u8], height: u32) -> Option<String> {
-    let photo = image::load_from_memory(bytes).ok()?.to_rgb8();
+fn thumbnail(bytes: &[u8], path: &Path, height: u32) -> Option<String> {
+    let photo =
+        gemstones_dataset::decode_rgb(bytes, path, &gemstones_dataset::DecodeLimits::default()).ok()?;
     let photo = if photo.height() > height {
         let width = (u64::from(photo.width()) * u64::from(height) / u64::from(photo.height().max(1))).max(1);
         image::imageops::thumbnail(&photo, width as u32, height)
@@ -551,7 +552,7 @@ impl Section {
             preds.iter().map(|(p, truth, top)| {
                 let t: Vec<String> =
                     top.iter().map(|x| format!("{} {:.0} %", esc(&x.class), 100.0 * x.probability)).collect();
-                let picture = std::fs::read(p).ok().and_then(|b| thumbnail(&b, 64)).map_or_else(
+                let picture = std::fs::read(p).ok().and_then(|b| thumbnail(&b, p, 64)).map_or_else(
                     || "<span class=\"missing\">(unreadable)</span>".to_string(),
                     |uri| format!("<img src=\"{uri}\" alt=\"{}\" style=\"height:64px\">", esc(truth)),
                 );

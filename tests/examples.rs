@@ -179,6 +179,25 @@ fn verify_exits_3_when_it_finds_problems_and_0_when_clean() {
 }
 
 #[test]
+fn verify_names_the_photos_whose_extension_names_another_format() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("Ruby")).unwrap();
+    std::fs::write(dir.path().join("Ruby/a.jpg"), jpeg(0, 1)).unwrap();
+    let png =
+        render_gem(&SynthConfig { min_size: 40, max_size: 56, ..SynthConfig::default() }, 0, 2).unwrap();
+    let mut bytes = Vec::new();
+    png.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).unwrap();
+    std::fs::write(dir.path().join("Ruby/really-a-png.jpg"), bytes).unwrap();
+    let out = run(example("verify").arg(dir.path()));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("1 named with another format's extension"), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.contains("really-a-png.jpg") && l.contains("its content is png")),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn a_rename_dry_run_reports_an_unfinished_rename_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("photos");

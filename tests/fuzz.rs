@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use gemstones::dataset::{
     ClassIndex, PreprocessConfig, fingerprint, load_cache, preprocess_folder, save_cache, scan,
 };
-use gemstones::model::{Checkpoint, Classifier};
+use gemstones::model::{Classifier, PretrainedWeights};
 use gemstones::scrape::{Manifest, SiteProfile};
 use rand::{Rng, SeedableRng};
 
@@ -265,7 +265,7 @@ fn fuzz_pytorch_checkpoint() {
         .collect();
     fuzz("pytorch_checkpoint", &seeds, &|b| {
         with_file("weights.pth", b, |p| {
-            if let Ok(c) = Checkpoint::read(p) {
+            if let Ok(c) = PretrainedWeights::read(p) {
                 for name in c.names() {
                     let _ = c.get(name);
                 }

@@ -359,7 +359,7 @@ fn fine_tuning_lite0_trains_the_head_first_then_everything_and_resumes_the_same(
         },
         ..tiny_train(3)
     };
-    let imagenet = Checkpoint::read(&pretrained).unwrap();
+    let imagenet = PretrainedWeights::read(&pretrained).unwrap();
 
     // Interrupted after the frozen epoch: only the classifier moved; the
     // body, batch-norm statistics included, is still ImageNet's.

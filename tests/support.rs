@@ -19,13 +19,7 @@ pub fn tiny_model_dir(dir: &Path) -> PathBuf {
     )
     .unwrap()
     .set;
-    let model = ModelConfig::Resnet(ResNetConfig {
-        input_size: 32,
-        stem: vec![4, 4, 8],
-        widths: vec![8],
-        blocks: vec![1],
-        dropout: 0.1,
-    });
+    let model = ModelConfig::Resnet(ResNetConfig::tiny());
     let cfg = TrainConfig {
         epochs: 1,
         batch_size: 4,

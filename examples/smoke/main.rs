@@ -5,7 +5,6 @@ use tch::{Kind, Tensor};
 
 fn main() -> anyhow::Result<()> {
     gemstones_cli::exit_quietly_on_closed_pipe();
-    gemstones::model::tune_malloc();
     let device = gemstones::model::best_device();
     println!("smoke: device {device:?}, libtorch intra-op threads {}", tch::get_num_threads());
     tch::manual_seed(42);

@@ -86,6 +86,20 @@ fn main() -> anyhow::Result<ExitCode> {
         for p in &r.problems {
             println!("  {p}");
         }
+        for i in r.images.iter().filter(|i| i.extension_mismatch).take(a.show) {
+            println!(
+                "  {}: named with another format's extension (its content is {})",
+                i.path.display(),
+                i.format
+            );
+        }
+        let mismatches = r.images.iter().filter(|i| i.extension_mismatch).count();
+        if mismatches > a.show {
+            println!(
+                "  ... {} more named with another format's extension (--show N, or --json)",
+                mismatches - a.show
+            );
+        }
         if !folder.empty_classes.is_empty() {
             println!("  empty class folders: {:?}", folder.empty_classes);
         }

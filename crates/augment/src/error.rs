@@ -31,6 +31,9 @@ pub enum Error {
         /// Values needed.
         want: usize,
     },
+    /// An image set could not give an image (an index beyond it).
+    #[error(transparent)]
+    Dataset(#[from] gemstones_dataset::Error),
     /// Writing a preview failed.
     #[error("{path}: {reason}")]
     Preview {

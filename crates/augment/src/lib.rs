@@ -30,6 +30,11 @@
 //! ```
 #![deny(missing_docs)]
 
+// The crate README's code blocks compile and run as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 mod augmenter;
 mod color;
 mod config;

@@ -8,6 +8,8 @@
 //! interior and the border alike. The bilinear blend uses 7-bit weights
 //! (1/128 pixel, finer than OpenCV's 1/32) in 16-bit integer arithmetic:
 //! SSE2 on x86-64, the same arithmetic in scalar code elsewhere, bit for bit.
+use gemstones_dataset::ImageSet;
+
 use crate::config::{FillMode, Interpolation};
 
 /// An 8-bit RGB image, row-major, borrowed.
@@ -19,6 +21,13 @@ pub struct ImageView<'a> {
 }
 
 impl<'a> ImageView<'a> {
+    /// Views of images `indices` of a preprocessed [`ImageSet`] (each
+    /// `set.size()` pixels a side), as [`crate::BatchAugmenter::batch`]
+    /// takes them; an index beyond the set is an error naming it.
+    pub fn of_set(set: &'a ImageSet, indices: &[usize]) -> crate::Result<Vec<Self>> {
+        indices.iter().map(|&i| Self::new(set.image(i)?, set.size(), set.size())).collect()
+    }
+
     /// A view of `width x height` interleaved RGB pixels, row-major
     /// (width first, as the image crate and the rest of the workspace).
     pub fn new(data: &'a [u8], width: u32, height: u32) -> crate::Result<Self> {

@@ -21,7 +21,7 @@ pub fn preset_parser() -> impl clap::builder::TypedValueParser<Value = Preset> {
         .try_map(|name| name.parse::<Preset>())
 }
 
-/// Exit codes the examples share (README, "Exit codes"): 0 success, 1 an
+/// Exit codes the examples share (docs/reliability.md, "Exit codes"): 0 success, 1 an
 /// error (the message names the file or URL), 2 a usage error (clap), and
 /// these two.
 pub mod exit {

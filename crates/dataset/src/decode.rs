@@ -143,6 +143,18 @@ pub(crate) fn decode_bytes(
     Ok(Decoded { image, format: format_name(format) })
 }
 
+/// Decode a photograph's bytes by their content, within `limits`, to RGB
+/// on white (transparency composited on white): how every reader of a
+/// user's photos in the workspace turns bytes into pixels. `path` names
+/// the photo in the [`Problem`].
+pub fn decode_rgb(
+    bytes: &[u8],
+    path: &Path,
+    limits: &DecodeLimits,
+) -> std::result::Result<RgbImage, Problem> {
+    decode_bytes(bytes, path, limits).map(|d| to_rgb_on_white(d.image))
+}
+
 fn classify(e: ImageError, path: &Path) -> Problem {
     let kind = match &e {
         ImageError::Limits(_) => ProblemKind::TooLarge,

@@ -145,13 +145,25 @@ pub enum Error {
 /// `Result` with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Attach a path to an [`std::io::Error`].
-pub(crate) trait IoContext<T> {
-    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+/// Defines the crate-private `IoContext` trait for a crate's error enum
+/// (named by `$error`, with an `Io { path, source }` variant): `.at(path)`
+/// on an `std::io::Result` attaches the path. Every workspace crate's error
+/// module calls it once, so the helper is written once.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! io_context {
+    ($error:ident) => {
+        /// Attach a path to an [`std::io::Error`].
+        pub(crate) trait IoContext<T> {
+            fn at(self, path: impl Into<std::path::PathBuf>) -> std::result::Result<T, $error>;
+        }
+
+        impl<T> IoContext<T> for std::io::Result<T> {
+            fn at(self, path: impl Into<std::path::PathBuf>) -> std::result::Result<T, $error> {
+                self.map_err(|source| $error::Io { path: path.into(), source })
+            }
+        }
+    };
 }
 
-impl<T> IoContext<T> for std::io::Result<T> {
-    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
-        self.map_err(|source| Error::Io { path: path.into(), source })
-    }
-}
+io_context!(Error);

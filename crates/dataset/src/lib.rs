@@ -33,6 +33,11 @@
 //! ```
 #![deny(missing_docs)]
 
+// The crate README's code blocks compile and run as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// CPU feature sets the hot loops are compiled for (chosen at run time);
 /// the portable build only has SSE2.
 macro_rules! simd_targets {
@@ -70,7 +75,7 @@ pub use cache::{
 };
 pub use class_index::ClassIndex;
 pub use count::{ClassTable, TreeCount, count_tree};
-pub use decode::{DecodeLimits, Problem, ProblemKind};
+pub use decode::{DecodeLimits, Problem, ProblemKind, decode_rgb};
 pub use edges::{CannyScratch, EdgeMap, canny, canny_into};
 pub use error::{Error, Result};
 pub use grid::{ImageGrid, font_bytes, save_png};
@@ -81,10 +86,10 @@ pub use preprocess::{
 pub use progress::progress_bar;
 pub use quality::{Quality, QualityFlag, QualityLimits};
 pub use rename::{
-    RenameConfig, RenameMove, RenamePlan, RenameSummary, journal_path, pending_rename, plan_rename, rename,
-    rename_until, resume_rename,
+    RenameConfig, RenameMove, RenamePlan, RenameSummary, pending_rename, plan_rename, rename, rename_until,
+    resume_rename,
 };
-pub use scan::{FileEntry, ImageFolder, scan};
+pub use scan::{FileEntry, ImageFolder, journal_path, scan};
 pub use seed::{Stream, derive_seed, seed_for};
 pub use similar::{
     DEFAULT_MAX_DISTANCE, PerceptualHash, group_ids, near_duplicate_groups, without_near_copies,

@@ -5,7 +5,7 @@
 //! Gem photos are mostly a stone on a white or light-grey background, so
 //! "light" is normal here: washed out means no dark tones at all, not a
 //! bright mean. Thresholds were set on the real training folder so that
-//! only its outliers are flagged (README, "Dataset health").
+//! only its outliers are flagged (docs/guide.md, "Dataset health").
 use image::DynamicImage;
 use serde::{Deserialize, Serialize};
 
@@ -60,7 +60,7 @@ impl std::fmt::Display for QualityFlag {
 
 /// Where each flag starts. The defaults flag about 1 % of the real
 /// training folder or less each (its 0.5th percentiles: sharpness 29,
-/// brightness 34, chroma 1.0; 99th of the darkest tones 185; README).
+/// brightness 34, chroma 1.0; 99th of the darkest tones 185; docs/guide.md).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct QualityLimits {
@@ -157,7 +157,7 @@ impl Quality {
 /// How many pixels have each grey level. Four partial histograms filled
 /// in turn, then added: a plain background is a long run of one level,
 /// and one histogram would make each increment wait for the last (written
-/// by hand for the flags' cost goal, README "Dataset health").
+/// by hand for the flags' cost goal, docs/guide.md "Dataset health").
 fn histogram(px: &[u8]) -> [u32; 256] {
     let mut parts = [[0u32; 256]; 4];
     let mut quads = px.chunks_exact(4);

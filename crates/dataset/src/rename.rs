@@ -17,15 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{finish_interrupted_move, rename_no_clobber, write_atomic};
-use crate::scan::{ImageFolder, file_name, scan};
+use crate::scan::{ImageFolder, file_name, journal_path, scan};
 use crate::stop::StopFlag;
-
-const JOURNAL: &str = ".gemstones-rename.json";
-
-/// Where the journal of an unfinished rename lives.
-pub fn journal_path(root: &Path) -> PathBuf {
-    root.join(JOURNAL)
-}
 
 /// How files are renamed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

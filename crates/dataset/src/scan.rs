@@ -9,6 +9,14 @@ use crate::class_index::ClassIndex;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::is_hidden;
 
+const JOURNAL: &str = ".gemstones-rename.json";
+
+/// Where the journal of an unfinished rename (`rename`) lives: a scan
+/// reports a folder that holds one.
+pub fn journal_path(root: &Path) -> PathBuf {
+    root.join(JOURNAL)
+}
+
 /// One file of a class folder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
@@ -71,7 +79,7 @@ impl ImageFolder {
     pub fn require_no_pending_rename(&self) -> Result<()> {
         if self.rename_pending {
             return Err(Error::Rename {
-                path: crate::rename::journal_path(&self.root),
+                path: journal_path(&self.root),
                 reason:
                     "an interrupted rename holds some files in hidden temporaries; run rename --apply to \
                          finish it first"
@@ -142,7 +150,7 @@ pub fn scan(root: impl AsRef<Path>) -> Result<ImageFolder> {
             empty_classes.push(name.clone());
         }
     }
-    let rename_pending = crate::rename::journal_path(root).exists();
+    let rename_pending = journal_path(root).exists();
     Ok(ImageFolder {
         root: root.to_path_buf(),
         classes,

@@ -11,7 +11,7 @@
 //! Both hashes are computed here rather than with `image_hasher`: that
 //! crate took 10 ms per photo of the real set (a resize per hash), 15 times
 //! the decode; these take a box-filtered 32x32 image from one pass over the
-//! pixels, so hashing costs a few percent of `verify` (measured in README).
+//! pixels, so hashing costs a few percent of `verify` (measured in docs/guide.md, "Dataset health").
 use image::DynamicImage;
 use serde::{Deserialize, Serialize};
 
@@ -79,7 +79,7 @@ fn box_downscale(
     }
     // Integer sums of each cell's run of columns, row by row: a sum per
     // pixel into its cell made each add wait for the last (written by hand
-    // for the flags' cost goal, README "Dataset health").
+    // for the flags' cost goal, docs/guide.md "Dataset health").
     let (w, h) = (w as usize, h as usize);
     let column_start: Vec<usize> = (0..=out_w).map(|cell| (cell * w).div_ceil(out_w)).collect();
     let mut sum = vec![0u32; out_w * out_h];
@@ -140,7 +140,7 @@ pub(crate) fn grey(image: &DynamicImage) -> image::GrayImage {
 /// Pixels `0, n, 2n, ...` of a row of RGB pixels: the first pixel of each
 /// chunk of `n` (chunks rather than `step_by`, which kept this loop from
 /// being compiled tightly and made it most of the health measurements'
-/// cost; written by hand for that goal, README "Dataset health").
+/// cost; written by hand for that goal, docs/guide.md "Dataset health").
 pub(crate) fn every_nth_pixel(row: &[u8], n: usize) -> impl Iterator<Item = &[u8]> {
     let chunks = row.chunks_exact(3 * n);
     let last = chunks.remainder();
@@ -152,7 +152,7 @@ simd_targets! {
 /// for AVX2 too (chosen at run time), where the compiler deinterleaves
 /// the channels with vector shuffles; the portable SSE2 build loads each
 /// byte alone, which made this a third of the health measurements' cost
-/// (written by hand for that goal, README "Dataset health").
+/// (written by hand for that goal, docs/guide.md "Dataset health").
 fn luma_row(row: &[u8], out: &mut Vec<u8>) {
     let start = out.len();
     out.resize(start + row.len() / 3, 0);

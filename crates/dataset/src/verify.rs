@@ -245,7 +245,7 @@ pub fn verify(folder: &ImageFolder, limits: &DecodeLimits) -> VerifyReport {
     let mut report = VerifyReport::default();
     if folder.rename_pending {
         report.problems.push(Problem {
-            path: crate::rename::journal_path(&folder.root),
+            path: crate::scan::journal_path(&folder.root),
             kind: ProblemKind::RenamePending,
             detail:
                 "an interrupted rename holds some files in hidden temporaries (not verified); run rename \

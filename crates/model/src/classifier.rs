@@ -10,9 +10,10 @@ use tch::nn;
 use tch::{Kind, Tensor};
 
 use crate::error::{Error, Result};
+use crate::layers::to_channels_last;
 use crate::modeldir::{ModelDir, ModelSpec, load_weights};
-use crate::nets::{Net, to_channels_last};
-use crate::train::logits_of;
+use crate::nets::Net;
+use crate::nets::logits_of;
 
 /// One class and its probability.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -211,7 +212,7 @@ impl Classifier {
                 ),
             });
         }
-        self.probabilities(&crate::loader::views_of(set, idx)?)
+        self.probabilities(&ImageView::of_set(set, idx)?)
     }
 
     fn probabilities_of_prepared(&self, imgs: &[RgbImage]) -> Result<Tensor> {
@@ -240,7 +241,7 @@ impl Classifier {
         let rows: Vec<Vec<f32>> = Vec::try_from(probs).unwrap_or_default();
         rows.into_iter()
             .map(|row| {
-                crate::eval::ranking(&row)
+                crate::metrics::ranking(&row)
                     .into_iter()
                     .take(k)
                     .map(|id| Prediction {

@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use tch::nn;
 use tch::{Kind, Tensor};
 
-use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
 use crate::layers::{Conv, Dense, Norm, relu6};
+use crate::pretrained::PretrainedWeights;
 
 /// TensorFlow's batch-norm epsilon.
 const BN_EPS: f64 = 1e-3;
@@ -322,7 +322,7 @@ impl EfficientNetLite {
 /// except the classifier (`_fc.*`, which stays freshly initialised for
 /// the new classes). PyTorch's `num_batches_tracked` counters are not
 /// needed. Errors name the file and the missing or misshapen tensor.
-pub(crate) fn load_pretrained_body(vs: &nn::VarStore, ckpt: &Checkpoint) -> Result<usize> {
+pub(crate) fn load_pretrained_body(vs: &nn::VarStore, ckpt: &PretrainedWeights) -> Result<usize> {
     let mut copied = 0;
     tch::no_grad(|| -> Result<()> {
         for (name, mut var) in vs.variables() {

@@ -35,7 +35,7 @@ pub enum Error {
     /// A checkpoint (PyTorch or safetensors) is unreadable, or lacks a
     /// tensor or has one of the wrong shape.
     #[error("{path}: {reason}")]
-    BadCheckpoint {
+    BadPretrained {
         /// The checkpoint file.
         path: PathBuf,
         /// What is wrong (naming the tensor where one is at fault).
@@ -92,12 +92,4 @@ pub enum Error {
 /// `Result` with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
-pub(crate) trait IoContext<T> {
-    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
-}
-
-impl<T> IoContext<T> for std::io::Result<T> {
-    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
-        self.map_err(|source| Error::Io { path: path.into(), source })
-    }
-}
+gemstones_dataset::io_context!(Error);

@@ -103,10 +103,10 @@ mod tests {
         // (in, out, kernel, stride, groups): a pointwise, a 3x3 at stride
         // 2, a depthwise 5x5.
         for (cin, cout, k, stride, groups) in [(16, 24, 1, 1, 1), (3, 32, 3, 2, 1), (48, 48, 5, 1, 48)] {
-            let x = crate::nets::channels_last(
+            let x = crate::layers::channels_last(
                 &(Tensor::randn([2, cin, 13, 11], (Kind::Float, Device::Cpu)) * 3.0),
             );
-            let w = crate::nets::channels_last(&Tensor::randn(
+            let w = crate::layers::channels_last(&Tensor::randn(
                 [cout, cin / groups, k, k],
                 (Kind::Float, Device::Cpu),
             ));

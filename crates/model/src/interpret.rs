@@ -2,8 +2,6 @@
 //! does: the most-confused pairs, the photos with the highest loss, the
 //! classes sorted by F1, and the families of look-alike classes the model
 //! mixes up among themselves.
-use std::path::PathBuf;
-
 use serde::{Deserialize, Serialize};
 
 use crate::eval::{ClassMetrics, Evaluation};
@@ -23,25 +21,6 @@ pub struct ConfusedPair {
     pub count: u32,
     /// `count` as a share of the images of `true_class`.
     pub share: f64,
-}
-
-/// One evaluated image with its loss.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ImageLoss {
-    /// Its index in the evaluated set.
-    pub index: usize,
-    /// Its source file (relative to the set's root).
-    pub file: PathBuf,
-    /// The true class.
-    pub true_class: String,
-    /// The predicted class.
-    pub predicted: String,
-    /// The predicted class's probability.
-    pub probability: f64,
-    /// The true class's probability.
-    pub true_probability: f64,
-    /// Cross-entropy of this image, `-ln(true_probability)`.
-    pub loss: f64,
 }
 
 /// Classes the model mostly confuses among themselves (e.g. the red
@@ -233,12 +212,12 @@ mod tests {
 
     #[test]
     fn ties_rank_by_class_id_everywhere() {
-        assert_eq!(crate::eval::ranking(&[0.2, 0.4, 0.4, 0.0]), [1, 2, 0, 3]);
+        assert_eq!(crate::metrics::ranking(&[0.2, 0.4, 0.4, 0.0]), [1, 2, 0, 3]);
         // A tie for first: class 1 is the prediction, so label 2 is a top-5
         // hit but not a top-1 hit.
         let rows = vec![vec![0.2, 0.4, 0.4, 0.0]];
-        assert_eq!(crate::eval::topk_accuracy(&rows, &[1]), (1.0, 1.0));
-        assert_eq!(crate::eval::topk_accuracy(&rows, &[2]), (0.0, 1.0));
+        assert_eq!(crate::metrics::topk_accuracy(&rows, &[1]), (1.0, 1.0));
+        assert_eq!(crate::metrics::topk_accuracy(&rows, &[2]), (0.0, 1.0));
     }
 
     #[test]

@@ -21,44 +21,86 @@
 //!   [`Classifier::export`] writes it as TorchScript with an
 //!   [`ExportInfo`] for PyTorch, C++ or other tch programs.
 //!
-//! Before heavy CPU training, [`tune_malloc`] stops glibc returning large
-//! blocks to the kernel (the trainer calls it; it governs the main
-//! thread): at 220x220 that saves a third to a half of the step time here.
+//! The trainer sets glibc's allocator to keep large blocks (at 220x220
+//! that saves a third to a half of the CPU step time); train on the main
+//! thread, whose heap that setting governs.
+//!
+//! Predict with a trained model directory (the `train` example, or
+//! [`Trainer::run`], makes one):
+//!
+//! ```no_run
+//! use gemstones_model::Classifier;
+//!
+//! let clf = Classifier::load("runs/lite0".as_ref())?;
+//! for p in clf.predict_file("ruby.jpg".as_ref(), 3)? {
+//!     println!("{:>20} {:5.1} %", p.class, 100.0 * p.probability);
+//! }
+//! # Ok::<(), gemstones_model::Error>(())
+//! ```
+//!
+//! Building a program on this crate needs libtorch 2.13 (`LIBTORCH`, see
+//! the workspace README, "Using the crates from another project"). In a
+//! dev build, optimise the dependencies (`[profile.dev.package."*"]
+//! opt-level = 3`): unoptimised, decoding and augmenting photos dominate
+//! every step.
 #![deny(missing_docs)]
 
+// The crate README's code blocks compile and run as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
+// Modules in dependency order: each uses only those above it.
 mod checkpoint;
 mod classifier;
 mod device;
 mod efficientnet;
 mod error;
 mod eval;
+mod eval_files;
 mod export;
 mod fused;
+mod history;
 mod interpret;
 mod layers;
 mod loader;
+mod metrics;
 mod modeldir;
 mod nets;
 mod optim;
-mod report;
+mod plots;
+mod pretrained;
 mod train;
 
-pub use checkpoint::Checkpoint;
+/// The tensor library this crate's API takes and returns (`Tensor`,
+/// `Device`, `nn::VarStore`), re-exported so a program uses the same
+/// version without naming it.
+pub use tch;
+
 pub use classifier::{Classifier, Prediction};
-pub use device::{best_device, tune_malloc};
+pub use device::best_device;
 pub use efficientnet::EfficientNetLiteConfig;
 pub use error::{Error, Result};
-pub use eval::{ClassMetrics, EvalFiles, Evaluation, Misclassified, TOP_LOSSES_KEPT, evaluate};
+pub use eval::{ClassMetrics, Evaluation, ImageLoss, Misclassified, TOP_LOSSES_KEPT, evaluate};
+pub use eval_files::EvalFiles;
 pub use export::{EXPORT_FORMAT, EXPORT_INFO, EXPORT_MODULE, ExportFiles, ExportInfo, ExportInput};
-pub use interpret::{ConfusableFamily, ConfusedPair, DEFAULT_MIN_CONFUSED, ImageLoss, Interpretation};
+pub use history::EpochStats;
+pub use interpret::{ConfusableFamily, ConfusedPair, DEFAULT_MIN_CONFUSED, Interpretation};
 pub use modeldir::{ModelDir, ModelSpec, SPEC_FORMAT};
-pub use nets::{
-    ModelConfig, Net, Precision, ResNetConfig, TutorialCnnConfig, channels_last, to_channels_last,
-    trainable_parameters,
-};
+pub use nets::{ModelConfig, Net, Precision, ResNetConfig, TutorialCnnConfig};
 pub use optim::{OptimizerConfig, OptimizerKind, Schedule};
-pub use report::{history_csv, plot_confusion, plot_curves};
+pub use pretrained::PretrainedWeights;
 pub use train::{
-    EarlyStopping, EpochStats, FineTune, ProgressiveResize, StopFlag, StopReason, TrainConfig, TrainReport,
-    Trainer, split_indices,
+    EarlyStopping, FineTune, ProgressiveResize, StopFlag, StopReason, TrainConfig, TrainReport, Trainer,
+    split_indices,
 };
+
+/// Not part of the API: helpers the workspace's own benchmarks and tests
+/// call (memory layout, parameter counts, the allocator setting the
+/// trainer applies). They may change in any release.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::device::tune_malloc;
+    pub use crate::layers::{channels_last, to_channels_last};
+    pub use crate::nets::trainable_parameters;
+}

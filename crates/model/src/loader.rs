@@ -32,11 +32,6 @@ pub(crate) fn epoch_order(train: &[usize], seed: u64, epoch: usize) -> Vec<usize
     order
 }
 
-/// Views of images `idx` of a set (an error names an index beyond it).
-pub(crate) fn views_of<'a>(set: &'a ImageSet, idx: &[usize]) -> Result<Vec<ImageView<'a>>> {
-    idx.iter().map(|&i| Ok(ImageView::new(set.image(i)?, set.size(), set.size())?)).collect()
-}
-
 /// Batches of an epoch: full batches, and a last partial one unless it has
 /// a single image (batch norm needs two).
 pub(crate) fn batches_per_epoch(n: usize, batch: usize) -> usize {
@@ -140,7 +135,7 @@ fn produce(plan: LoaderPlan, tx: SyncSender<Result<Batch>>, returned: Receiver<V
             let mut x = returned.try_recv().unwrap_or_default();
             x.resize(n * len, 0.0);
             let keys: Vec<u64> = idx.iter().map(|&i| i as u64).collect();
-            let result = views_of(&plan.set, idx).and_then(|v| {
+            let result = ImageView::of_set(&plan.set, idx).map_err(Error::from).and_then(|v| {
                 augmenter
                     .batch(&v, &keys, epoch as u64, Output::F32Hwc(&mut x, &plan.normalize))
                     .map(|_params| ())

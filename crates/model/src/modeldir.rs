@@ -121,59 +121,6 @@ impl ModelDir {
         ClassIndex::from_ordered(spec.classes.clone())?.save(self.classes_path())?;
         Ok(())
     }
-
-    /// The checkpoint to resume from: `last/`, or `last.old/` if a crash
-    /// happened while `last/` was being replaced.
-    pub(crate) fn resumable(&self) -> Option<PathBuf> {
-        let last = self.last_dir();
-        if last.join("state.json").exists() {
-            return Some(last);
-        }
-        let old = self.root.join("last.old");
-        old.join("state.json").exists().then_some(old)
-    }
-
-    /// Remove what a checkpoint replacement that died left behind: a
-    /// partial `last.new/`, and `last.old/` once `last/` is whole.
-    pub(crate) fn remove_interrupted_checkpoint_writes(&self) -> Result<()> {
-        let new = self.root.join("last.new");
-        if new.exists() {
-            std::fs::remove_dir_all(&new).at(&new)?;
-        }
-        let old = self.root.join("last.old");
-        if self.last_dir().join("state.json").exists() && old.exists() {
-            std::fs::remove_dir_all(&old).at(&old)?;
-        }
-        Ok(())
-    }
-
-    /// Replace `last/` with a checkpoint written by `write` into a fresh
-    /// directory: the old checkpoint stays whole until the new one is.
-    pub(crate) fn replace_last(&self, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-        let new = self.root.join("last.new");
-        let old = self.root.join("last.old");
-        let last = self.last_dir();
-        if new.exists() {
-            std::fs::remove_dir_all(&new).at(&new)?;
-        }
-        std::fs::create_dir_all(&new).at(&new)?;
-        write(&new)?;
-        fail::fail_point!("modeldir::checkpoint-written");
-        if last.exists() {
-            if old.exists() {
-                std::fs::remove_dir_all(&old).at(&old)?;
-            }
-            std::fs::rename(&last, &old).at(&last)?;
-            fail::fail_point!("modeldir::last-moved-aside");
-        }
-        std::fs::rename(&new, &last).at(&new)?;
-        fsutil::sync_dir(&self.root).at(&self.root)?;
-        fail::fail_point!("modeldir::last-replaced");
-        if old.exists() {
-            std::fs::remove_dir_all(&old).at(&old)?;
-        }
-        Ok(())
-    }
 }
 
 /// Save a var store's weights as safetensors, atomically.

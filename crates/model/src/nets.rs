@@ -1,12 +1,14 @@
 //! The networks: the tutorial's CNN and a small residual network.
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
-use crate::checkpoint::Checkpoint;
 use crate::efficientnet::{EfficientNetLite, EfficientNetLiteConfig, load_pretrained_body};
 use crate::error::{Error, Result};
 use crate::layers::{Conv, ConvInit, Dense, Norm};
+#[cfg(test)]
+use crate::layers::{channels_last, to_channels_last};
+use crate::pretrained::PretrainedWeights;
 
 /// The tutorial's VGG-like CNN.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -54,6 +56,14 @@ impl Default for ResNetConfig {
             blocks: vec![1, 2, 2, 1],
             dropout: 0.25,
         }
+    }
+}
+
+impl ResNetConfig {
+    /// The smallest ResNet that still learns: 32x32 inputs, one stage of
+    /// one block, 8 channels. For tests and quick checks, not accuracy.
+    pub fn tiny() -> Self {
+        Self { input_size: 32, stem: vec![4, 4, 8], widths: vec![8], blocks: vec![1], dropout: 0.1 }
     }
 }
 
@@ -442,7 +452,7 @@ impl Net {
     /// safetensors) into `vs`, the var store this net was built under;
     /// the classifier keeps its fresh initialisation. Returns the number
     /// of tensors copied.
-    pub fn load_pretrained(&self, vs: &nn::VarStore, ckpt: &Checkpoint) -> Result<usize> {
+    pub fn load_pretrained(&self, vs: &nn::VarStore, ckpt: &PretrainedWeights) -> Result<usize> {
         if !self.is_pretrainable() {
             return Err(Error::InvalidConfig {
                 reason: "only efficientnet_lite takes pretrained weights".into(),
@@ -533,23 +543,20 @@ pub fn trainable_parameters(vs: &nn::VarStore) -> i64 {
     vs.trainable_variables().iter().map(Tensor::numel).sum::<usize>() as i64
 }
 
-/// Store every 4-D parameter in channels-last layout (NHWC in memory), the
-/// layout oneDNN's CPU convolutions are fastest in; the tensors keep their
-/// NCHW shape.
-pub fn to_channels_last(vs: &nn::VarStore) {
+/// Logits of many channels-last images, in chunks, without gradients.
+pub(crate) fn logits_of(net: &Net, x: &[f32], img_len: usize, size: i64) -> Result<Tensor> {
+    let n = x.len() / img_len;
     tch::no_grad(|| {
-        for (_, mut v) in vs.variables() {
-            if v.dim() == 4 {
-                let cl = channels_last(&v);
-                v.set_data(&cl);
-            }
+        let mut outs = Vec::new();
+        for start in (0..n).step_by(64) {
+            let end = (start + 64).min(n);
+            let t = Tensor::f_from_slice(&x[start * img_len..end * img_len])?
+                .f_view([(end - start) as i64, size, size, 3])?
+                .f_permute([0, 3, 1, 2])?;
+            outs.push(net.forward_t(&t, false).f_to_device(Device::Cpu)?);
         }
-    });
-}
-
-/// The same tensor in channels-last memory layout.
-pub fn channels_last(t: &Tensor) -> Tensor {
-    t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+        Ok(Tensor::f_cat(&outs, 0)?)
+    })
 }
 
 #[cfg(test)]

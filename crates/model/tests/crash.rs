@@ -14,13 +14,7 @@ use gemstones_dataset::{ImageSet, PreprocessConfig};
 use gemstones_model::{ModelConfig, Precision, ResNetConfig, TrainConfig, TrainReport, Trainer};
 
 fn tiny() -> (ModelConfig, TrainConfig) {
-    let model = ModelConfig::Resnet(ResNetConfig {
-        input_size: 32,
-        stem: vec![4, 4, 8],
-        widths: vec![8],
-        blocks: vec![1],
-        dropout: 0.1,
-    });
+    let model = ModelConfig::Resnet(ResNetConfig::tiny());
     let cfg = TrainConfig {
         epochs: 2,
         batch_size: 8,

@@ -40,9 +40,8 @@ fn train(
 /// side, RGB, 0-1, NCHW.
 fn module_input(set: &ImageSet, side: u32) -> Tensor {
     let resize = BatchAugmenter::new(AugmentConfig::identity(), 0, side, side).unwrap();
-    let views: Vec<ImageView<'_>> = (0..set.len())
-        .map(|i| ImageView::new(set.image(i).unwrap(), set.size(), set.size()).unwrap())
-        .collect();
+    let all: Vec<usize> = (0..set.len()).collect();
+    let views = ImageView::of_set(set, &all).unwrap();
     let mut x = vec![0f32; views.len() * resize.image_len()];
     let params = vec![AugmentParams::identity(); views.len()];
     resize.replay(&views, &params, Output::F32Hwc(&mut x, &Normalize::default())).unwrap();
@@ -110,13 +109,7 @@ fn exported_tutorial_cnn_predicts_like_the_classifier() {
 
 #[test]
 fn exported_resnet_predicts_like_the_classifier_in_both_precisions() {
-    let model = ModelConfig::Resnet(ResNetConfig {
-        input_size: 32,
-        stem: vec![4, 4, 8],
-        widths: vec![8],
-        blocks: vec![1],
-        dropout: 0.1,
-    });
+    let model = ModelConfig::Resnet(ResNetConfig::tiny());
     check_export(model.clone(), Precision::F32, None, 1e-5);
     check_export(model, Precision::Bf16, None, 1e-3);
 }

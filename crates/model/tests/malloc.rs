@@ -5,7 +5,7 @@
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn main() {
     const BLOCK: usize = 256 << 20;
-    assert!(gemstones_model::tune_malloc(), "glibc refused the settings");
+    assert!(gemstones_model::internals::tune_malloc(), "glibc refused the settings");
     // SAFETY: plain libc calls; the block is written only within its size
     // and freed exactly once.
     unsafe {
@@ -47,5 +47,5 @@ fn main() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn main() {
-    assert!(!gemstones_model::tune_malloc());
+    assert!(!gemstones_model::internals::tune_malloc());
 }

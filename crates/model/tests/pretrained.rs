@@ -4,7 +4,7 @@
 //! reference implementation (`tests/pretrained/make_references.py`).
 use std::path::{Path, PathBuf};
 
-use gemstones_model::{Checkpoint, EfficientNetLiteConfig, Error, ModelConfig, Net, Precision};
+use gemstones_model::{EfficientNetLiteConfig, Error, ModelConfig, Net, Precision, PretrainedWeights};
 use gemstones_testkit::lite0_weights;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
@@ -20,7 +20,7 @@ fn values(t: &Tensor) -> Vec<f32> {
 #[test]
 fn reads_both_torch_save_formats_with_strides_and_offsets() {
     for file in ["tiny_legacy.pth", "tiny_zip.pth"] {
-        let ckpt = Checkpoint::read(&fixture(file)).unwrap();
+        let ckpt = PretrainedWeights::read(&fixture(file)).unwrap();
         assert_eq!(ckpt.len(), 5, "{file}");
         // Saved channels-last (stride (27, 1, 9, 3)); logically arange.
         let conv = ckpt.get_shaped("conv.weight", &[2, 3, 3, 3]).unwrap();
@@ -44,11 +44,11 @@ fn reads_safetensors_too() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("w.safetensors");
     Tensor::write_safetensors(&[("a.weight", Tensor::from_slice(&[1f32, 2.0, 3.0]))], &path).unwrap();
-    let ckpt = Checkpoint::read(&path).unwrap();
+    let ckpt = PretrainedWeights::read(&path).unwrap();
     assert_eq!(values(ckpt.get("a.weight").unwrap()), [1.0, 2.0, 3.0]);
 }
 
-fn message(result: Result<Checkpoint, Error>) -> String {
+fn message(result: Result<PretrainedWeights, Error>) -> String {
     match result {
         Ok(c) => panic!("read {} tensors from a broken file", c.len()),
         Err(e) => e.to_string(),
@@ -62,18 +62,18 @@ fn broken_files_give_errors_naming_the_file_and_the_tensor() {
         let bytes = std::fs::read(fixture(file)).unwrap();
         let cut = dir.path().join(format!("cut-{file}"));
         std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
-        let msg = message(Checkpoint::read(&cut));
+        let msg = message(PretrainedWeights::read(&cut));
         assert!(msg.contains(&cut.display().to_string()), "{msg}");
     }
     let text = dir.path().join("notes.pth");
     std::fs::write(&text, "these are not weights\n").unwrap();
-    let msg = message(Checkpoint::read(&text));
+    let msg = message(PretrainedWeights::read(&text));
     assert!(msg.contains("notes.pth") && msg.contains("not a readable PyTorch checkpoint"), "{msg}");
 
     let missing = dir.path().join("absent.pth");
-    assert!(message(Checkpoint::read(&missing)).contains("absent.pth"));
+    assert!(message(PretrainedWeights::read(&missing)).contains("absent.pth"));
 
-    let ckpt = Checkpoint::read(&fixture("tiny_zip.pth")).unwrap();
+    let ckpt = PretrainedWeights::read(&fixture("tiny_zip.pth")).unwrap();
     let msg = ckpt.get("_blocks.3._bn1.weight").unwrap_err().to_string();
     assert!(msg.contains("tiny_zip.pth") && msg.contains("_blocks.3._bn1.weight"), "{msg}");
     let msg = ckpt.get_shaped("conv.weight", &[3, 3, 3, 3]).unwrap_err().to_string();
@@ -95,16 +95,19 @@ fn lite0_matches_the_reference_implementation_on_imagenet_logits() {
     let Some(weights) = lite0_weights() else { return };
     let reference: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(fixture("lite0_logits.json")).unwrap()).unwrap();
-    let ckpt = Checkpoint::read(&weights).unwrap();
+    let ckpt = PretrainedWeights::read(&weights).unwrap();
     let vs = nn::VarStore::new(Device::Cpu);
     let mut net = Net::new(&vs.root(), &ModelConfig::lite0(), 1000, Precision::F32).unwrap();
-    assert_eq!(gemstones_model::trainable_parameters(&vs), reference["parameters"].as_i64().unwrap());
+    assert_eq!(
+        gemstones_model::internals::trainable_parameters(&vs),
+        reference["parameters"].as_i64().unwrap()
+    );
     tch::no_grad(|| {
         for (name, mut var) in vs.variables() {
             var.copy_(ckpt.get_shaped(&name, &var.size()).unwrap());
         }
     });
-    gemstones_model::to_channels_last(&vs);
+    gemstones_model::internals::to_channels_last(&vs);
     check_logits(&net, &reference);
     // Batch norm folded into the convolutions (what `Classifier` does):
     // the same logits.
@@ -122,7 +125,7 @@ fn check_logits(net: &Net, reference: &serde_json::Value) {
             .iter()
             .flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32))
             .collect();
-        let x = gemstones_model::channels_last(&fixed_input(n, size));
+        let x = gemstones_model::internals::channels_last(&fixed_input(n, size));
         let got = values(&tch::no_grad(|| net.forward_t(&x, false)));
         let worst = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         let scale = expected.iter().map(|v| v.abs()).fold(0f32, f32::max);
@@ -151,7 +154,7 @@ fn lite2_builds_with_its_reference_shapes() {
     let _net = Net::new(&vs.root(), &cfg, 1000, Precision::F32).unwrap();
     let Some(lite0) = lite0_weights() else { return };
     let path = lite0.with_file_name("efficientnet-lite2-9656183e.pth");
-    let ckpt = Checkpoint::read(&path).unwrap();
+    let ckpt = PretrainedWeights::read(&path).unwrap();
     for (name, var) in vs.variables() {
         ckpt.get_shaped(&name, &var.size()).unwrap();
     }

@@ -1,14 +1,9 @@
 //! Reading class links and image URLs out of HTML.
-use scraper::{ElementRef, Html, Selector};
+use scraper::{ElementRef, Html};
 use url::Url;
 
-use crate::error::{Error, Result};
-use crate::profile::{ClassLinks, Images, NameFrom, Rewrite};
-
-/// Parse a CSS selector, with a clear error.
-pub(crate) fn selector(css: &str) -> Result<Selector> {
-    Selector::parse(css).map_err(|e| Error::Selector { selector: css.to_string(), reason: e.to_string() })
-}
+use crate::error::Result;
+use crate::profile::{ClassLinks, Images, NameFrom, Rewrite, selector};
 
 /// A class page found on the start page.
 #[derive(Debug, Clone, PartialEq, Eq)]

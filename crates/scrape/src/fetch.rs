@@ -47,7 +47,7 @@ impl Default for FetchConfig {
     fn default() -> Self {
         Self {
             user_agent: format!(
-                "gemstones-scrape/{} (+https://example.invalid/gemstones; polite image collector)",
+                "gemstones-scrape/{} (+https://crates.io/crates/gemstones-scrape; polite image collector)",
                 env!("CARGO_PKG_VERSION")
             ),
             concurrency: 4,

@@ -5,6 +5,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use scraper::Selector;
+
 use crate::error::{Error, IoContext, Result};
 
 /// How a site's pages are obtained.
@@ -213,10 +215,10 @@ impl SiteProfile {
 
     /// Check the selectors parse.
     pub fn validate(&self) -> Result<()> {
-        crate::extract::selector(&self.classes.selector)?;
-        crate::extract::selector(&self.images.selector)?;
+        selector(&self.classes.selector)?;
+        selector(&self.images.selector)?;
         if let Some(w) = &self.wait_for {
-            crate::extract::selector(w)?;
+            selector(w)?;
         }
         Ok(())
     }
@@ -233,4 +235,9 @@ impl SiteProfile {
             self.allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
         }
     }
+}
+
+/// Parse a CSS selector, with a clear error.
+pub(crate) fn selector(css: &str) -> Result<Selector> {
+    Selector::parse(css).map_err(|e| Error::Selector { selector: css.to_string(), reason: e.to_string() })
 }

@@ -1,6 +1,5 @@
-//! Files a person looks at: the history as JSON and CSV, the accuracy and
-//! loss curves, the confusion-matrix heatmap.
-use std::fmt::Write as _;
+//! Plots a person looks at: the accuracy and loss curves, the
+//! confusion-matrix heatmap.
 use std::path::Path;
 use std::sync::Once;
 
@@ -8,8 +7,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::error::{Error, Result};
-use crate::modeldir::{ModelDir, write_atomic, write_json};
-use crate::train::EpochStats;
+use crate::history::EpochStats;
 
 static FONT: Once = Once::new();
 
@@ -36,45 +34,9 @@ fn save_png(pixels: Vec<u8>, (w, h): (u32, u32), path: &Path) -> Result<()> {
     })?)
 }
 
-/// Write `history.json`, `history.csv` and `curves.png`.
-pub(crate) fn write_history(dir: &ModelDir, history: &[EpochStats]) -> Result<()> {
-    write_json(&dir.history_json(), &history)?;
-    write_atomic(&dir.history_csv(), history_csv(history).as_bytes())?;
-    if !history.is_empty() {
-        plot_curves(history, &dir.curves_png())?;
-    }
-    Ok(())
-}
-
-/// The history as CSV, one row per epoch.
-pub fn history_csv(history: &[EpochStats]) -> String {
-    let mut out = String::from(
-        "epoch,train_loss,train_acc,val_loss,val_top1,val_top5,lr,seconds,images_per_sec,data_wait,input_size\n",
-    );
-    let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
-    for h in history {
-        let _ = writeln!(
-            out,
-            "{},{:.6},{:.6},{},{},{},{:.3e},{:.2},{:.2},{:.4},{}",
-            h.epoch,
-            h.train_loss,
-            h.train_acc,
-            opt(h.val_loss),
-            opt(h.val_top1),
-            opt(h.val_top5),
-            h.lr,
-            h.seconds,
-            h.images_per_sec,
-            h.data_wait,
-            h.input_size
-        );
-    }
-    out
-}
-
 /// The tutorial's two plots side by side: accuracy and loss per epoch,
 /// training against validation.
-pub fn plot_curves(history: &[EpochStats], path: &Path) -> Result<()> {
+pub(crate) fn plot_curves(history: &[EpochStats], path: &Path) -> Result<()> {
     register_font();
     let (w, h) = (1200, 460);
     let mut pixels = vec![0u8; w as usize * h as usize * 3];
@@ -151,7 +113,7 @@ fn count_fits(v: u32, cell: u32, font_px: f64) -> bool {
 /// each cell shaded by the fraction of its row, class names on both axes;
 /// counts centred in the cells where they fit (colour only at 87 classes,
 /// where the most-confused list says the numbers).
-pub fn plot_confusion(classes: &[String], matrix: &[Vec<u32>], path: &Path) -> Result<()> {
+pub(crate) fn plot_confusion(classes: &[String], matrix: &[Vec<u32>], path: &Path) -> Result<()> {
     register_font();
     let n = classes.len();
     let cell = if n > 40 {
@@ -228,6 +190,7 @@ pub fn plot_confusion(classes: &[String], matrix: &[Vec<u32>], path: &Path) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::history_csv;
 
     fn stats(epoch: usize) -> EpochStats {
         EpochStats {

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# A program outside the workspace that depends on gemstones-dataset,
+# -augment and -model builds and runs with only what README tells its
+# author: libtorch from scripts/install-libtorch.py (--register: the
+# dynamic loader finds it, no LD_LIBRARY_PATH) and LIBTORCH at build time.
+#
+#   scripts/check-outside-crate.sh [WORK_DIR]
+#
+# WORK_DIR (default target/outside-crate) holds the generated crate and its
+# build (CARGO_TARGET_DIR, if set, shares another one); a second run reuses
+# the build. Needs root for --register.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=${1:-$root/target/outside-crate}
+python3 "$root/scripts/install-libtorch.py" --dest "$root/.libtorch" --register
+mkdir -p "$work/src"
+cat > "$work/Cargo.toml" <<TOML
+[package]
+name = "gem-outside"
+version = "0.1.0"
+edition = "2024"
+publish = false
+
+[dependencies]
+gemstones-dataset = { path = "$root/crates/dataset" }
+gemstones-augment = { path = "$root/crates/augment" }
+gemstones-model = { path = "$root/crates/model" }
+
+# Not part of the gemstones workspace.
+[workspace]
+TOML
+cat > "$work/src/main.rs" <<'RUST'
+//! Synthetic gem photos -> a cached image set -> an augmented batch -> a
+//! tiny ResNet's logits: each crate's API used from outside the workspace.
+use gemstones_augment::{AugmentConfig, BatchAugmenter, ImageView, Normalize, Output};
+use gemstones_dataset as ds;
+use gemstones_model::tch::{Device, Kind, Tensor, nn};
+use gemstones_model::{ModelConfig, Net, Precision, ResNetConfig};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = std::env::temp_dir().join(format!("gem-outside-{}", std::process::id()));
+    let classes = ds::synth::default_classes().into_iter().take(2).collect();
+    let cfg = ds::synth::SynthConfig { classes, per_class: 3, ..Default::default() };
+    ds::synth::write_synthetic_set(dir.join("photos"), &cfg)?;
+    let folder = ds::scan(dir.join("photos"))?;
+    let pre = ds::PreprocessConfig { size: 32, ..Default::default() };
+    let cache = dir.join("photos.cache");
+    let (prepared, _) = ds::load_or_build(&folder, &pre, &cache, &|_| {}, &ds::StopFlag::new())?;
+    let set = prepared.set;
+    let all: Vec<usize> = (0..set.len()).collect();
+    let keys: Vec<u64> = all.iter().map(|&i| i as u64).collect();
+    let views = ImageView::of_set(&set, &all)?;
+    let aug = BatchAugmenter::new(AugmentConfig::tutorial(), 7, 32, 32)?;
+    let mut x = vec![0f32; views.len() * aug.image_len()];
+    aug.batch(&views, &keys, 0, Output::F32Chw(&mut x, &Normalize::imagenet()))?;
+    let vs = nn::VarStore::new(Device::Cpu);
+    let classes = set.classes().len();
+    let net = Net::new(&vs.root(), &ModelConfig::Resnet(ResNetConfig::tiny()), classes, Precision::F32)?;
+    let input = Tensor::from_slice(&x).view([views.len() as i64, 3, 32, 32]);
+    let logits = nn::ModuleT::forward_t(&net, &input, false).to_kind(Kind::Float);
+    println!("outside crate: {} photos of {classes} classes -> logits {:?}", set.len(), logits.size());
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+RUST
+cd "$work"
+LIBTORCH="$root/.libtorch" cargo build --quiet
+binary="${CARGO_TARGET_DIR:-$work/target}/debug/gem-outside"
+if ldd "$binary" | grep -q 'not found'; then
+  ldd "$binary" >&2
+  echo "check-outside-crate: the program's libraries are not all found" >&2
+  exit 1
+fi
+env -u LD_LIBRARY_PATH "$binary"
