@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Check README's Python lines that use an exported model (`export` example):
+# Check the Python lines of docs/guide.md (Export) that use an exported model (`export` example):
 # PyTorch (pinned, own venv) loads model.pt + model.json and classifies
 # photos; its top-1 must agree with `predict` (this project's Classifier)
 # on at least 80 % of them (measured: 35 of 40 real photos with the lite0
-# preset). Not bit-exact by design: the README lines
+# preset). Not bit-exact by design: those lines
 # only resize the photo, while `predict` also crops it to the stone first.
 #
 #   scripts/check-export.sh [MODEL_DIR] [PHOTOS_DIR]
@@ -20,9 +20,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cargo build -q --release --example export --example predict
 ./target/release/examples/export --model "$MODEL" --out "$work/export"
-# The lines README shows, exactly (between its "export-python" markers).
-sed -n '/<!-- export-python -->/,/<!-- \/export-python -->/p' README.md | sed '1,2d;$d' | sed '$d' > "$work/predict.py"
-[ -s "$work/predict.py" ] || { echo "README has no export-python block" >&2; exit 1; }
+# The lines docs/guide.md shows, exactly (between its "export-python" markers).
+sed -n '/<!-- export-python -->/,/<!-- \/export-python -->/p' docs/guide.md | sed '1,2d;$d' | sed '$d' > "$work/predict.py"
+[ -s "$work/predict.py" ] || { echo "docs/guide.md has no export-python block" >&2; exit 1; }
 mapfile -t photos < <(find "$PHOTOS" -type f \( -iname '*.jpg' -o -iname '*.jpeg' -o -iname '*.png' \) | sort | awk 'NR % 7 == 1' | head -40)
 ./target/release/examples/predict --model "$MODEL" --json -k 1 "${photos[@]}" > "$work/rust.json"
 for p in "${photos[@]}"; do

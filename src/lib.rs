@@ -9,10 +9,18 @@
 //! - [`model`]: batches -> CNNs on libtorch, training, evaluation, prediction.
 #![deny(missing_docs)]
 
-// README's code blocks compile and run as doc-tests.
+// README's and the docs pages' code blocks compile and run as doc-tests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide.md")]
+pub struct GuideDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/reliability.md")]
+pub struct ReliabilityDoctests;
 
 pub mod presets;
 pub mod report;
