@@ -198,6 +198,45 @@ fn verify_names_the_photos_whose_extension_names_another_format() {
 }
 
 #[test]
+fn numeric_flags_out_of_range_are_usage_errors_naming_the_flag() {
+    for (name, args, flag, range) in [
+        ("fetch_static", vec!["--rps", "1e-12"], "--rps", "0.001..=10000"),
+        ("fetch_static", vec!["--rps", "1e-300"], "--rps", "0.001..=10000"),
+        ("fetch_static", vec!["--concurrency", "0"], "--concurrency", "1..=1024"),
+        ("fetch_dynamic", vec!["--rps", "1e-300"], "--rps", "0.001..=10000"),
+        ("fetch_dynamic", vec!["--page-timeout", "1e300"], "--page-timeout", "0.001..=86400"),
+        ("predict", vec!["--model", "m", "-k", "0", "a.jpg"], "--k", "1..=1000"),
+        ("train", vec!["--photos", "p", "--lr", "NaN"], "--lr", "..=10"),
+        ("train", vec!["--photos", "p", "--val-fraction", "1"], "--val-fraction", "0..=0.9"),
+        ("split", vec!["in", "out", "--ratio", "1.5", "0.5"], "--ratio", "0..=1"),
+    ] {
+        let out = run(example(name).args(&args));
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name} {args:?}: {stderr}");
+        assert!(stderr.contains(flag) && stderr.contains(range), "{name} {args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_scrape_into_a_file_or_from_an_unreachable_host_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"mine").unwrap();
+    let out =
+        run(example("fetch_static").arg("--out").arg(&file).arg("--start-url").arg("http://127.0.0.1:9/"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("a-file: is a file, not a folder"), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(&file).unwrap(), b"mine");
+    // A closed port: the scrape fails and writes no manifest.
+    let photos = dir.path().join("photos");
+    let out =
+        run(example("fetch_static").arg("--out").arg(&photos).arg("--start-url").arg("http://127.0.0.1:9/"));
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!photos.join("manifest.jsonl").exists());
+}
+
+#[test]
 fn a_rename_dry_run_reports_an_unfinished_rename_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("photos");
@@ -478,6 +517,29 @@ fn export_writes_a_module_and_its_description_and_names_a_missing_model() {
     assert_eq!(info["module"], "model.pt");
     assert_eq!(info["classes"].as_array().map(Vec::len), Some(2));
     assert!(tch::CModule::load(out.join("model.pt")).is_ok());
+
+    // The same model again: said, nothing rewritten.
+    let before = snapshot(&out);
+    let again = run(example("export").arg("--model").arg(&model).arg("--out").arg(&out));
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    assert!(text(&again.stdout).contains("already holds this model's export"), "{}", text(&again.stdout));
+    // Another model (same network, other weights) is refused; the export stays.
+    let other = crate::support::tiny_model_dir_seeded(&dir.path().join("other"), 7);
+    let refused = run(example("export").arg("--model").arg(&other).arg("--out").arg(&out));
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stdout));
+    assert!(text(&refused.stderr).contains("holds another model's export"), "{}", text(&refused.stderr));
+    assert_eq!(snapshot(&out), before);
+    // An output path that is a file is named, not "File exists".
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"mine").unwrap();
+    let not_a_folder = run(example("export").arg("--model").arg(&model).arg("--out").arg(&file));
+    assert_eq!(not_a_folder.status.code(), Some(1));
+    assert!(
+        text(&not_a_folder.stderr).contains("a-file: is a file, not a folder"),
+        "{}",
+        text(&not_a_folder.stderr)
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"mine");
 
     let missing =
         run(example("export").arg("--model").arg(dir.path().join("nothing")).arg("--out").arg(&out));

@@ -10,6 +10,11 @@ pub use gemstones_testkit::tiny_photos;
 /// A model directory (`dir/model`) trained for one epoch on two tiny
 /// classes: something real to predict with, damage and reload.
 pub fn tiny_model_dir(dir: &Path) -> PathBuf {
+    tiny_model_dir_seeded(dir, TrainConfig::strong().seed)
+}
+
+/// [`tiny_model_dir`] with another seed: another model of the same shape.
+pub fn tiny_model_dir_seeded(dir: &Path, seed: u64) -> PathBuf {
     let pre = PreprocessConfig { size: 36, ..PreprocessConfig::default() };
     let set = preprocess_folder(
         &scan(tiny_photos(dir, 2, 6)).unwrap(),
@@ -25,6 +30,7 @@ pub fn tiny_model_dir(dir: &Path) -> PathBuf {
         batch_size: 4,
         threads: Some(1),
         precision: Precision::F32,
+        seed,
         ..TrainConfig::strong()
     };
     let out = dir.join("model");

@@ -17,10 +17,10 @@ struct Args {
     #[arg(long, value_parser = ["tutorial", "strong"], default_value = "tutorial")]
     preset: String,
     /// Augmented versions.
-    #[arg(long, default_value_t = 6)]
+    #[arg(value_parser = gemstones_cli::count_in(1, 64), long, default_value_t = 6)]
     n: usize,
     /// Side of the preprocessed image.
-    #[arg(long, default_value_t = 220)]
+    #[arg(value_parser = clap::value_parser!(u32).range(8..=2048), long, default_value_t = 220)]
     size: u32,
     /// Seed.
     #[arg(long, default_value_t = 1)]

@@ -27,12 +27,12 @@ struct Args {
     #[arg(long)]
     train: Option<PathBuf>,
     /// Images shown in the misclassified and top-losses galleries.
-    #[arg(long, default_value_t = 48)]
+    #[arg(value_parser = gemstones_cli::count_in(0, 10000), long, default_value_t = 48)]
     gallery: usize,
     /// Confusions a pair needs to be listed as most confused (and to join
     /// two classes into a family) in what is printed here; the files use
     /// 2, as fastai's `most_confused` does.
-    #[arg(long, default_value_t = gemstones::model::DEFAULT_MIN_CONFUSED)]
+    #[arg(value_parser = clap::value_parser!(u32).range(1..=1000000), long, default_value_t = gemstones::model::DEFAULT_MIN_CONFUSED)]
     min_confused: u32,
 }
 

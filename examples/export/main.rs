@@ -23,6 +23,10 @@ fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     let clf = Classifier::load(&a.model)?;
     let files = clf.export(&a.out)?;
+    if files.unchanged {
+        println!("{} already holds this model's export: nothing to do", a.out.display());
+        return Ok(());
+    }
     let side = clf.spec().model.input_size();
     println!(
         "wrote {} ({}, {} classes; input N x 3 x {side} x {side} float32 RGB in [0, 1], normalised inside; \

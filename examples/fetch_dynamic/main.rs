@@ -23,16 +23,16 @@ struct Args {
     #[arg(long, default_value = "out")]
     out: PathBuf,
     /// Requests per second per host (image downloads).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(value_parser = gemstones_cli::float_in(0.001, 10000.0), long, default_value_t = 1.0)]
     rps: f64,
     /// Seconds to wait for the product list to appear.
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(value_parser = gemstones_cli::float_in(0.001, 86400.0), long, default_value_t = 20.0)]
     page_timeout: f64,
     /// At most this many classes.
-    #[arg(long)]
+    #[arg(value_parser = gemstones_cli::count_in(1, 1000000), long)]
     max_classes: Option<usize>,
     /// At most this many images per class.
-    #[arg(long)]
+    #[arg(value_parser = gemstones_cli::count_in(1, 1000000), long)]
     max_per_class: Option<usize>,
 }
 

@@ -16,7 +16,7 @@ struct Args {
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
     /// Classes to show per image.
-    #[arg(long, short, default_value_t = 3)]
+    #[arg(value_parser = gemstones_cli::count_in(1, 1000), long, short, default_value_t = 3)]
     k: usize,
     /// Average with the mirror image (test-time augmentation).
     #[arg(long)]

@@ -21,7 +21,7 @@ struct Args {
     #[arg(long)]
     compact: bool,
     /// First number.
-    #[arg(long, default_value_t = 0)]
+    #[arg(value_parser = gemstones_cli::count_in(0, 1000000000), long, default_value_t = 0)]
     start: usize,
 }
 

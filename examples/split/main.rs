@@ -13,7 +13,7 @@ struct Args {
     /// Output folder (gets one folder per split, classes.json, split.json).
     output: PathBuf,
     /// Ratios: two (train, test) or three (train, val, test), summing to 1.
-    #[arg(long, num_args = 2..=3, default_values_t = [0.9, 0.1])]
+    #[arg(value_parser = gemstones_cli::float_in(0.0, 1.0), long, num_args = 2..=3, default_values_t = [0.9, 0.1])]
     ratio: Vec<f64>,
     /// Seed (the tutorial's split_folders used 1337).
     #[arg(long, default_value_t = 1337)]
@@ -26,7 +26,7 @@ struct Args {
     allow_small: bool,
     /// Near-duplicate photos (both perceptual hashes within this many bits)
     /// go to one side of the split; 0 matches only identical hashes.
-    #[arg(long, default_value_t = gemstones::dataset::DEFAULT_MAX_DISTANCE)]
+    #[arg(value_parser = clap::value_parser!(u32).range(0..=64), long, default_value_t = gemstones::dataset::DEFAULT_MAX_DISTANCE)]
     near_distance: u32,
     /// Split photo by photo, as the tutorial did: a photo and its near-copy
     /// may land in train and test.

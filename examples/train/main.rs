@@ -28,29 +28,29 @@ struct Args {
     #[arg(long, value_parser = preset_parser(), default_value = "tutorial")]
     preset: Preset,
     /// Epochs (default: the preset's).
-    #[arg(long)]
+    #[arg(value_parser = gemstones_cli::count_in(1, 10000), long)]
     epochs: Option<usize>,
     /// Batch size (default: the preset's, 32).
-    #[arg(long)]
+    #[arg(value_parser = gemstones_cli::count_in(1, 4096), long)]
     batch_size: Option<usize>,
     /// Base learning rate (default: the preset's).
-    #[arg(long)]
+    #[arg(value_parser = gemstones_cli::float_in(1e-8, 10.0), long)]
     lr: Option<f64>,
     /// Network input side in pixels (default: the preset's).
-    #[arg(long)]
+    #[arg(value_parser = clap::value_parser!(u32).range(16..=1024), long)]
     input_size: Option<u32>,
     /// Side of the cached, preprocessed images (default: the preset's).
-    #[arg(long)]
+    #[arg(value_parser = clap::value_parser!(u32).range(16..=4096), long)]
     image_size: Option<u32>,
     /// Progressive resizing: train the first epochs at this side, growing
     /// in steps of 16 to the input size (ResNet only; 0 turns it off).
-    #[arg(long)]
+    #[arg(value_parser = clap::value_parser!(u32).range(16..=1024), long)]
     progressive: Option<u32>,
     /// Fraction of the epochs progressive resizing grows over (default 0.5).
-    #[arg(long)]
+    #[arg(value_parser = gemstones_cli::float_in(0.0, 1.0), long)]
     progressive_ramp: Option<f64>,
     /// Validation fraction held out, stratified (default 0.2).
-    #[arg(long)]
+    #[arg(value_parser = gemstones_cli::float_in(0.0, 0.9), long)]
     val_fraction: Option<f64>,
     /// Seed of the split, data order, augmentation and weights.
     #[arg(long)]
@@ -59,7 +59,7 @@ struct Args {
     #[arg(long)]
     precision: Option<Precision>,
     /// libtorch threads (default: one per core).
-    #[arg(long)]
+    #[arg(value_parser = gemstones_cli::count_in(1, 1024), long)]
     threads: Option<usize>,
     /// Where the preprocessing cache goes (default: `<out>/../<folder name>-<size>.cache`).
     #[arg(long)]
@@ -77,11 +77,11 @@ struct Args {
     pretrained: Option<PathBuf>,
     /// Epochs that train only the new classifier before the whole network
     /// (lite presets; default 2).
-    #[arg(long)]
+    #[arg(value_parser = gemstones_cli::count_in(0, 10000), long)]
     frozen_epochs: Option<usize>,
     /// Leading stages of the pretrained body kept frozen after that (lite
     /// presets; default 4 of 9).
-    #[arg(long)]
+    #[arg(value_parser = gemstones_cli::count_in(0, 16), long)]
     frozen_stages: Option<usize>,
     /// Let the unfrozen layers' batch norm update its statistics from the
     /// batches (lite presets keep ImageNet's: Keras' advice, measured
@@ -90,7 +90,7 @@ struct Args {
     update_bn_statistics: bool,
     /// Multiplier of the learning rate once the body is unfrozen (lite
     /// presets; fastai's fine_tune uses 0.5).
-    #[arg(long)]
+    #[arg(value_parser = gemstones_cli::float_in(1e-6, 100.0), long)]
     unfrozen_lr_mult: Option<f64>,
     /// Resume a checkpoint in --out even with other settings (say, a lower
     /// --lr to train on): without this, a resume under changed settings is
@@ -103,14 +103,14 @@ struct Args {
     keep_empty_classes: bool,
     /// Mixup with this Beta(alpha, alpha) (0 turns it off; default: the
     /// preset's, off).
-    #[arg(long)]
+    #[arg(value_parser = gemstones_cli::float_in(1e-6, 100.0), long)]
     mixup: Option<f64>,
     /// Dropout rate before the classifier (default: the preset's).
-    #[arg(long)]
+    #[arg(value_parser = gemstones_cli::float_in(0.0, 0.99), long)]
     dropout: Option<f64>,
     /// Weight decay of the optimizer (default: the preset's; never on
     /// norms and biases unless the preset says so).
-    #[arg(long)]
+    #[arg(value_parser = gemstones_cli::float_in(0.0, 1.0), long)]
     weight_decay: Option<f64>,
     /// Augmentation settings from a JSON file, replacing the preset's
     /// (the `augment` object of a model directory's `config.json` is one;

@@ -22,17 +22,17 @@ struct Args {
     #[arg(long)]
     against: Vec<PathBuf>,
     /// Near-duplicates: both perceptual hashes within this many bits.
-    #[arg(long, default_value_t = DEFAULT_MAX_DISTANCE)]
+    #[arg(value_parser = clap::value_parser!(u32).range(0..=64), long, default_value_t = DEFAULT_MAX_DISTANCE)]
     near_distance: u32,
     /// Near-duplicate groups listed per folder (all are in the JSON).
-    #[arg(long, default_value_t = 10)]
+    #[arg(value_parser = gemstones_cli::count_in(0, 1000000), long, default_value_t = 10)]
     show: usize,
     /// Draw the near-duplicate groups (and those across folders) as a
     /// contact sheet PNG here.
     #[arg(long)]
     sheet: Option<PathBuf>,
     /// Groups drawn on the contact sheet (leaks across folders first).
-    #[arg(long, default_value_t = 60)]
+    #[arg(value_parser = gemstones_cli::count_in(1, 10000), long, default_value_t = 60)]
     sheet_groups: usize,
     /// Write the full report as JSON here.
     #[arg(long)]

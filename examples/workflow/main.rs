@@ -32,34 +32,34 @@ struct Args {
     #[arg(long)]
     webdriver: Option<String>,
     /// With --site: at most this many classes and images per class.
-    #[arg(long, num_args = 2, value_names = ["CLASSES", "PER_CLASS"])]
+    #[arg(value_parser = gemstones_cli::count_in(1, 1000000), long, num_args = 2, value_names = ["CLASSES", "PER_CLASS"])]
     site_limit: Option<Vec<usize>>,
     /// Requests per second per host when scraping.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(value_parser = gemstones_cli::float_in(0.001, 10000.0), long, default_value_t = 1.0)]
     rps: f64,
     /// Demo catalogue: number of classes (2-8) and images per class.
-    #[arg(long, num_args = 2, value_names = ["CLASSES", "PER_CLASS"], default_values_t = [8, 40])]
+    #[arg(value_parser = gemstones_cli::count_in(1, 10000), long, num_args = 2, value_names = ["CLASSES", "PER_CLASS"], default_values_t = [8, 40])]
     demo: Vec<usize>,
     /// Model and training preset.
     #[arg(long, value_parser = preset_parser(), default_value = "resnet")]
     preset: Preset,
     /// Epochs (default: 25 on the demo set, else the preset's).
-    #[arg(long)]
+    #[arg(value_parser = gemstones_cli::count_in(1, 10000), long)]
     epochs: Option<usize>,
     /// Network input side in pixels (default: 96 on the demo set, else the preset's).
-    #[arg(long)]
+    #[arg(value_parser = clap::value_parser!(u32).range(16..=1024), long)]
     size: Option<u32>,
     /// Side of the preprocessed, cached images (default: a little above --size).
-    #[arg(long)]
+    #[arg(value_parser = clap::value_parser!(u32).range(16..=4096), long)]
     image_size: Option<u32>,
     /// Seed of the catalogue, split, augmentation and weights.
     #[arg(long, default_value_t = 1337)]
     seed: u64,
     /// Train share of the train/test split (the tutorial's 0.9).
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(value_parser = gemstones_cli::float_in(0.01, 0.99), long, default_value_t = 0.9)]
     train_fraction: f64,
     /// libtorch threads (default: one per core).
-    #[arg(long)]
+    #[arg(value_parser = gemstones_cli::count_in(1, 1024), long)]
     threads: Option<usize>,
     /// Compute precision (default: the preset's: bf16, f32 for lite0/lite2).
     #[arg(long)]

@@ -21,6 +21,25 @@ pub fn preset_parser() -> impl clap::builder::TypedValueParser<Value = Preset> {
         .try_map(|name| name.parse::<Preset>())
 }
 
+/// The clap parser of a decimal flag within `min..=max`: `inf`, `NaN`,
+/// and anything outside the range are usage errors (exit 2) whose message
+/// names the flag and the range. Integer flags use clap's own
+/// `value_parser!(T).range(..)`, which says the same.
+pub fn float_in(min: f64, max: f64) -> impl clap::builder::TypedValueParser<Value = f64> {
+    use clap::builder::TypedValueParser;
+    clap::builder::StringValueParser::new().try_map(move |s| {
+        let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+        if (min..=max).contains(&v) { Ok(v) } else { Err(format!("{s} is not in {min}..={max}")) }
+    })
+}
+
+/// The clap parser of a count flag (`usize`) within `min..=max`; a value
+/// outside is a usage error naming the flag and the range.
+pub fn count_in(min: u64, max: u64) -> impl clap::builder::TypedValueParser<Value = usize> {
+    use clap::builder::TypedValueParser;
+    clap::value_parser!(u64).range(min..=max).try_map(usize::try_from)
+}
+
 /// Exit codes the examples share (docs/reliability.md, "Exit codes"): 0 success, 1 an
 /// error (the message names the file or URL), 2 a usage error (clap), and
 /// these two.
@@ -107,4 +126,55 @@ pub fn scrape_until_ctrl_c(
     out: &Path,
 ) -> gemstones::scrape::Result<gemstones::scrape::ScrapeSummary> {
     scraper.stop_flag(stop_on_ctrl_c()).run_blocking(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::builder::TypedValueParser;
+    use proptest::prelude::*;
+
+    /// `--flag=TEXT` through a command whose flag has `parser`.
+    fn parse<P>(parser: P, text: &str) -> Result<P::Value, clap::Error>
+    where
+        P: TypedValueParser + Send + Sync + 'static,
+        P::Value: Clone + Send + Sync + 'static,
+    {
+        let cmd = clap::Command::new("t").arg(clap::Arg::new("flag").long("flag").value_parser(parser));
+        let mut m = cmd.try_get_matches_from(["t".to_string(), format!("--flag={text}")])?;
+        Ok(m.remove_one::<P::Value>("flag").expect("the flag was given"))
+    }
+
+    proptest! {
+        #[test]
+        fn a_float_flag_takes_exactly_its_range(v in prop_oneof![
+            any::<f64>(),
+            Just(f64::NAN), Just(f64::INFINITY), Just(f64::NEG_INFINITY), Just(0.0), Just(-0.0),
+            Just(1e-300), Just(1e300), Just(f64::MIN_POSITIVE), Just(0.001), Just(1000.0),
+        ]) {
+            let parsed = parse(super::float_in(0.001, 1000.0), &v.to_string());
+            prop_assert_eq!(parsed.is_ok(), (0.001..=1000.0).contains(&v));
+            if let Err(e) = parsed {
+                prop_assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
+                prop_assert!(e.to_string().contains("0.001..=1000"), "{}", e);
+            }
+        }
+
+        #[test]
+        fn a_count_flag_takes_exactly_its_range(text in prop_oneof![
+            any::<u64>().prop_map(|v| v.to_string()),
+            any::<i64>().prop_map(|v| v.to_string()),
+            "[0-9]{20,40}",
+            ".*",
+        ]) {
+            let parsed = parse(super::count_in(1, 1000), &text);
+            let expected = text.parse::<u64>().is_ok_and(|v| (1..=1000).contains(&v));
+            prop_assert_eq!(parsed.is_ok(), expected, "{:?}", text);
+        }
+    }
+
+    #[test]
+    fn text_that_is_not_a_number_is_refused_by_name() {
+        let e = parse(super::float_in(0.0, 1.0), "fast").unwrap_err();
+        assert!(e.to_string().contains("\"fast\" is not a number"), "{e}");
+    }
 }

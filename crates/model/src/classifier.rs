@@ -39,7 +39,7 @@ pub struct Classifier {
     spec: ModelSpec,
     classes: ClassIndex,
     net: Net,
-    _vs: nn::VarStore,
+    vs: nn::VarStore,
     /// The identity augmentation at the network's input size: renders a
     /// preprocessed image (or its mirror, for TTA) into the input tensor.
     to_input: BatchAugmenter,
@@ -91,7 +91,7 @@ impl Classifier {
         net.fold_for_inference();
         let s = spec.model.input_size();
         let to_input = BatchAugmenter::new(AugmentConfig::identity(), 0, s, s)?;
-        Ok(Self { spec, classes, net, _vs: vs, to_input, tta: false, weights })
+        Ok(Self { spec, classes, net, vs, to_input, tta: false, weights })
     }
 
     /// The model's id of each class of `classes` (for images labelled by
@@ -127,6 +127,11 @@ impl Classifier {
     /// The network, prepared for inference.
     pub(crate) fn net(&self) -> &Net {
         &self.net
+    }
+
+    /// The network's variables.
+    pub(crate) fn var_store(&self) -> &nn::VarStore {
+        &self.vs
     }
 
     /// Top-`k` classes of an image file (any supported format, by content).

@@ -32,6 +32,15 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// An output folder holds another model's files (or is not a folder):
+    /// nothing was written.
+    #[error("{path}: {reason}")]
+    OutputInUse {
+        /// The folder or file at fault.
+        path: PathBuf,
+        /// What it holds, and what to do.
+        reason: String,
+    },
     /// A checkpoint (PyTorch or safetensors) is unreadable, or lacks a
     /// tensor or has one of the wrong shape.
     #[error("{path}: {reason}")]

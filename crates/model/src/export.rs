@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tch::{CModule, Kind, Tensor};
 
 use crate::classifier::Classifier;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::modeldir::write_json;
 use crate::nets::{ModelConfig, Precision};
 
@@ -65,6 +65,11 @@ pub struct ExportInfo {
     pub preprocess: PreprocessConfig,
     /// The network.
     pub model: ModelConfig,
+    /// BLAKE3 of the weights (every variable by name, as little-endian
+    /// float32): tells two exports of the same network apart. Empty in
+    /// exports written before it existed.
+    #[serde(default)]
+    pub weights_blake3: String,
     /// The precision the module computes in (inputs and outputs are
     /// float32 either way).
     pub precision: Precision,
@@ -77,6 +82,9 @@ pub struct ExportFiles {
     pub module: PathBuf,
     /// Its [`ExportInfo`].
     pub info: PathBuf,
+    /// The folder already held this very export (same weights and
+    /// description): nothing was written.
+    pub unchanged: bool,
 }
 
 impl Classifier {
@@ -84,11 +92,22 @@ impl Classifier {
     /// normalisation inside) and its [`ExportInfo`] (`dir/model.json`),
     /// both atomically. The module gives the logits this classifier's
     /// probabilities are the softmax of (without test-time augmentation).
+    ///
+    /// A folder that already holds this export is left as it is
+    /// ([`ExportFiles::unchanged`]); one that holds another model's export,
+    /// or a path that is not a folder, is refused
+    /// ([`Error::OutputInUse`]) before anything is written.
     pub fn export(&self, dir: &Path) -> Result<ExportFiles> {
+        let info = self.export_info()?;
+        let mut files =
+            ExportFiles { module: dir.join(EXPORT_MODULE), info: dir.join(EXPORT_INFO), unchanged: false };
+        if export_present(dir, &files, &info)? {
+            files.unchanged = true;
+            return Ok(files);
+        }
         let module = self.traced_module()?;
-        let files = ExportFiles { module: dir.join(EXPORT_MODULE), info: dir.join(EXPORT_INFO) };
         fsutil::write_atomic_by(&files.module, |tmp| module.save(tmp).map_err(std::io::Error::other))?;
-        write_json(&files.info, &self.export_info())?;
+        write_json(&files.info, &info)?;
         Ok(files)
     }
 
@@ -114,10 +133,10 @@ impl Classifier {
         })
     }
 
-    fn export_info(&self) -> ExportInfo {
+    fn export_info(&self) -> Result<ExportInfo> {
         let spec = self.spec();
         let side = spec.model.input_size();
-        ExportInfo {
+        Ok(ExportInfo {
             format: EXPORT_FORMAT,
             module: EXPORT_MODULE.into(),
             classes: spec.classes.clone(),
@@ -134,6 +153,50 @@ impl Classifier {
             preprocess: spec.preprocess,
             model: spec.model.clone(),
             precision: spec.precision,
-        }
+            weights_blake3: self.weights_blake3()?,
+        })
     }
+
+    /// BLAKE3 of every variable, in name order, as little-endian float32.
+    fn weights_blake3(&self) -> Result<String> {
+        let mut hasher = blake3::Hasher::new();
+        let mut vars = self.var_store().variables().into_iter().collect::<Vec<_>>();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, t) in vars {
+            let values: Vec<f32> = Vec::try_from(t.f_to_kind(Kind::Float)?.f_flatten(0, -1)?)?;
+            hasher.update(name.as_bytes());
+            for v in values {
+                hasher.update(&v.to_le_bytes());
+            }
+        }
+        Ok(hasher.finalize().to_hex().to_string())
+    }
+}
+
+/// Whether `dir` already holds exactly this export: `Ok(false)` when it
+/// holds no export (it may not exist yet), an error when it is not a
+/// folder or holds another model's export.
+fn export_present(dir: &Path, files: &ExportFiles, info: &ExportInfo) -> Result<bool> {
+    let in_use =
+        |path: &Path, reason: &str| Error::OutputInUse { path: path.to_path_buf(), reason: reason.into() };
+    if dir.exists() && !dir.is_dir() {
+        return Err(in_use(dir, "is a file, not a folder: export into a folder"));
+    }
+    let (has_module, has_info) = (files.module.exists(), files.info.exists());
+    if !has_module && !has_info {
+        return Ok(false);
+    }
+    let same = has_module
+        && has_info
+        && std::fs::read(&files.info)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<ExportInfo>(&b).ok())
+            .is_some_and(|old| old == *info);
+    if same {
+        return Ok(true);
+    }
+    Err(in_use(
+        dir,
+        "holds another model's export (model.pt, model.json): export into another folder or remove it",
+    ))
 }

@@ -13,6 +13,18 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A setting is out of its range (the message names it and the range).
+    #[error("invalid scrape setting: {reason}")]
+    InvalidConfig {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The output path is not a folder.
+    #[error("{path}: is a file, not a folder: scrape into a folder")]
+    OutputNotAFolder {
+        /// The path given as output.
+        path: PathBuf,
+    },
     /// Writing a photo failed (the workspace's no-clobber writer).
     #[error(transparent)]
     File(#[from] gemstones_dataset::Error),

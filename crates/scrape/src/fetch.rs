@@ -120,15 +120,39 @@ pub struct Http {
     allowed: Box<dyn Fn(&Url) -> bool + Send + Sync>,
 }
 
+/// A day: the longest timeout or wait a setting may ask for.
+const LONGEST_WAIT_SECS: f64 = 86_400.0;
+
+/// `value` within `[min, max]` (NaN is not), or an error naming `name`.
+pub(crate) fn check_range(name: &str, value: f64, min: f64, max: f64) -> Result<()> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig { reason: format!("{name} is {value}; it must be within {min}..={max}") })
+    }
+}
+
+impl FetchConfig {
+    /// Check every setting against its range (a rate of 1e-300 requests a
+    /// second would be a wait longer than `Duration` holds), naming the
+    /// one at fault.
+    pub fn validate(&self) -> Result<()> {
+        check_range("per_host_rps", self.per_host_rps, 0.001, 10_000.0)?;
+        check_range("concurrency", self.concurrency as f64, 1.0, 1024.0)?;
+        check_range("connect_timeout", self.connect_timeout, 0.001, LONGEST_WAIT_SECS)?;
+        check_range("timeout", self.timeout, 0.001, LONGEST_WAIT_SECS)?;
+        check_range("backoff", self.backoff, 0.0, LONGEST_WAIT_SECS)?;
+        check_range("max_backoff", self.max_backoff, 0.0, LONGEST_WAIT_SECS)
+    }
+}
+
 impl Http {
     /// A client for `cfg`; `allowed` says which URLs (after redirects) may
     /// be fetched.
     pub fn new(cfg: FetchConfig, allowed: impl Fn(&Url) -> bool + Send + Sync + 'static) -> Result<Self> {
         // reqwest is built without a default TLS provider; use ring's.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        if !(cfg.per_host_rps > 0.0 && cfg.per_host_rps.is_finite()) || cfg.concurrency == 0 {
-            return Err(Error::Client("per_host_rps must be > 0 and concurrency >= 1".into()));
-        }
+        cfg.validate()?;
         let max = cfg.max_redirects;
         let client = reqwest::Client::builder()
             .user_agent(cfg.user_agent.clone())

@@ -109,6 +109,8 @@ impl Scraper {
     /// A scraper (the profile is validated).
     pub fn new(profile: SiteProfile, cfg: ScrapeConfig) -> Result<Self> {
         profile.validate()?;
+        cfg.fetch.validate()?;
+        crate::fetch::check_range("page_timeout", cfg.page_timeout, 0.001, 86_400.0)?;
         Ok(Self { profile, cfg, stop: StopFlag::new() })
     }
 
@@ -171,12 +173,17 @@ impl Scraper {
         http: &Http,
         out: &Path,
     ) -> Result<ScrapeSummary> {
+        if out.exists() && !out.is_dir() {
+            return Err(Error::OutputNotAFolder { path: out.to_path_buf() });
+        }
         let manifest_path = out.join("manifest.jsonl");
-        crate::store::remove_stale_temporaries(out)?;
-        let mut manifest = Manifest::open(&manifest_path)?;
         let mut summary = ScrapeSummary { manifest: manifest_path.clone(), ..Default::default() };
         let classes = self.class_list(source, &mut summary).await?;
         let jobs = self.image_jobs(source, &classes, &mut summary).await?;
+        // Only now, with the site reached: a host that cannot be reached
+        // leaves nothing behind.
+        crate::store::remove_stale_temporaries(out)?;
+        let mut manifest = Manifest::open(&manifest_path)?;
         self.download(http, out, &mut manifest, &mut summary, jobs).await?;
         Ok(summary)
     }
