@@ -208,7 +208,7 @@ fn numeric_flags_out_of_range_are_usage_errors_naming_the_flag() {
         ("predict", vec!["--model", "m", "-k", "0", "a.jpg"], "--k", "1..=1000"),
         ("train", vec!["--photos", "p", "--lr", "NaN"], "--lr", "..=10"),
         ("train", vec!["--photos", "p", "--val-fraction", "1"], "--val-fraction", "0..=0.9"),
-        ("split", vec!["in", "out", "--ratio", "1.5", "0.5"], "--ratio", "0..=1"),
+        ("split", vec!["in", "out", "--ratio", "1", "0"], "--ratio", "0.000001..=1"),
     ] {
         let out = run(example(name).args(&args));
         let stderr = text(&out.stderr);
@@ -379,6 +379,33 @@ fn predict_exit_codes_and_damaged_weights() {
     let out = predict(&[&good], &model);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     assert!(text(&out.stderr).contains("best.safetensors"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn evaluate_exits_3_when_it_skipped_unreadable_photos_as_predict_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = crate::support::tiny_model_dir(dir.path());
+    let photos = dir.path().join("test");
+    let class = photos.join(&default_classes()[0].name);
+    std::fs::create_dir_all(&class).unwrap();
+    for i in 0..2 {
+        std::fs::write(class.join(format!("{i}.jpg")), jpeg(0, i)).unwrap();
+    }
+    let evaluate = |out: &str| {
+        run(example("evaluate")
+            .arg("--model")
+            .arg(&model)
+            .arg("--photos")
+            .arg(&photos)
+            .arg("--out")
+            .arg(dir.path().join(out)))
+    };
+    let clean = evaluate("clean");
+    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean.stderr));
+    std::fs::write(class.join("broken.jpg"), &jpeg(0, 3)[..150]).unwrap();
+    let skipped = evaluate("skipped");
+    assert_eq!(skipped.status.code(), Some(3), "{}", text(&skipped.stderr));
+    assert!(text(&skipped.stdout).contains("broken.jpg"), "{}", text(&skipped.stdout));
 }
 
 #[test]

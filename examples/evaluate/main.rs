@@ -1,11 +1,13 @@
 //! Evaluate a trained model on a folder of class folders: top-1, top-5,
 //! per-class precision/recall/F1, confusion matrix, misclassified gallery.
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::Parser;
 use gemstones::dataset::EmptyClasses;
 use gemstones::dataset::{DEFAULT_MAX_DISTANCE, DecodeLimits, scan, verify, without_near_copies};
 use gemstones::model::{Classifier, Interpretation, evaluate};
+use gemstones_cli::exit;
 
 #[derive(Parser, Debug)]
 #[command(about = "Evaluate a model directory on a test folder")]
@@ -36,7 +38,7 @@ struct Args {
     min_confused: u32,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     gemstones_cli::exit_quietly_on_closed_pipe();
     gemstones_cli::init_logging();
     let a = Args::parse();
@@ -96,7 +98,8 @@ fn main() -> anyhow::Result<()> {
             clean_files.metrics.display()
         );
     }
-    Ok(())
+    // One rule with predict: some inputs could not be read -> 3.
+    Ok(exit::problems_if(!pre.problems.is_empty()))
 }
 
 fn print_interpretation(i: &Interpretation) {

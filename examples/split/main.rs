@@ -13,7 +13,7 @@ struct Args {
     /// Output folder (gets one folder per split, classes.json, split.json).
     output: PathBuf,
     /// Ratios: two (train, test) or three (train, val, test), summing to 1.
-    #[arg(value_parser = gemstones_cli::float_in(0.0, 1.0), long, num_args = 2..=3, default_values_t = [0.9, 0.1])]
+    #[arg(value_parser = gemstones_cli::float_in(0.000001, 1.0), long, num_args = 2..=3, default_values_t = [0.9, 0.1])]
     ratio: Vec<f64>,
     /// Seed (the tutorial's split_folders used 1337).
     #[arg(long, default_value_t = 1337)]

@@ -47,7 +47,8 @@ pub mod exit {
     use std::process::ExitCode;
 
     /// The run finished but found problems: `verify` found undecodable files
-    /// or a photo in two folders, `predict` could not read some inputs, a
+    /// or a photo in two folders, `predict` or `evaluate` could not read
+    /// (and skipped) some inputs, a
     /// scrape found no class at all.
     pub const PROBLEMS: u8 = 3;
     /// Stopped by Ctrl-C (128 + SIGINT, as shells expect); the work done is

@@ -24,8 +24,9 @@ pub struct SplitRatios {
 }
 
 impl SplitRatios {
-    /// Named ratios; each in `[0, 1]`, summing to 1 (within 1e-6), names
-    /// distinct and non-empty.
+    /// Named ratios; each above 0 and at most 1 (a split with no share
+    /// would be an empty folder: leave it out instead), summing to 1
+    /// (within 1e-6), names distinct and non-empty.
     pub fn new<S: Into<String>>(parts: impl IntoIterator<Item = (S, f64)>) -> Result<Self> {
         let parts: Vec<(String, f64)> = parts.into_iter().map(|(n, r)| (n.into(), r)).collect();
         let bad = |reason: String| Err(Error::InvalidRatios { reason });
@@ -39,8 +40,10 @@ impl SplitRatios {
             if parts[..i].iter().any(|(m, _)| m == n) {
                 return bad(format!("split {n:?} appears twice"));
             }
-            if !(0.0..=1.0).contains(r) || !r.is_finite() {
-                return bad(format!("ratio of {n:?} is {r}, not within 0..=1"));
+            if !(*r > 0.0 && *r <= 1.0) {
+                return bad(format!(
+                    "ratio of {n:?} is {r}: each split needs a share above 0 and at most 1 (leave an empty one out)"
+                ));
             }
         }
         let sum: f64 = parts.iter().map(|p| p.1).sum();
