@@ -179,6 +179,22 @@ fn verify_exits_3_when_it_finds_problems_and_0_when_clean() {
 }
 
 #[test]
+fn count_and_verify_say_what_they_left_out_as_hidden() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("Ruby")).unwrap();
+    std::fs::write(dir.path().join("Ruby/a.jpg"), jpeg(0, 1)).unwrap();
+    std::fs::write(dir.path().join("Ruby/..jpg"), jpeg(0, 2)).unwrap();
+    let count = run(example("count").arg(dir.path()));
+    assert_eq!(count.status.code(), Some(0));
+    assert!(text(&count.stderr).contains("left out 1 hidden file(s)"), "{}", text(&count.stderr));
+    assert!(text(&count.stdout).contains("1 files (1 left out"), "{}", text(&count.stdout));
+    let verify = run(example("verify").arg(dir.path()));
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify.stdout));
+    assert!(text(&verify.stdout).contains("left out 1 hidden file(s)"), "{}", text(&verify.stdout));
+    assert!(text(&verify.stdout).contains("..jpg"), "{}", text(&verify.stdout));
+}
+
+#[test]
 fn verify_names_the_photos_whose_extension_names_another_format() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("Ruby")).unwrap();

@@ -37,6 +37,9 @@ fn main() -> anyhow::Result<()> {
         for p in &folder.unusable_names {
             eprintln!("skipped (name not UTF-8; rename it): {}", p.display());
         }
+        if let Some(note) = folder.hidden_note() {
+            eprintln!("{note}");
+        }
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "tree": tree, "classes": table }))?);

@@ -49,6 +49,9 @@ fn main() -> anyhow::Result<ExitCode> {
         for p in &folder.unusable_names {
             println!("skipped (name not UTF-8; rename it by hand): {}", p.display());
         }
+        if let Some(note) = folder.hidden_note() {
+            println!("{note}");
+        }
         print!("{}", plan_rename(&folder, &cfg)?.describe());
         println!("(dry run: add --apply to rename)");
     }

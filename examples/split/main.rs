@@ -58,7 +58,11 @@ fn main() -> anyhow::Result<()> {
         near_duplicates: (!a.ignore_near_duplicates).then_some(a.near_distance),
         drop_near_duplicates: a.drop_near_duplicates,
     };
-    let r = split_folder(&scan(&a.input)?, &a.output, &cfg)?;
+    let folder = scan(&a.input)?;
+    if let Some(note) = folder.hidden_note() {
+        println!("{note}");
+    }
+    let r = split_folder(&folder, &a.output, &cfg)?;
     for (name, files) in &r.files {
         println!("{name}: {} files", files.len());
     }

@@ -100,6 +100,9 @@ fn main() -> anyhow::Result<ExitCode> {
                 mismatches - a.show
             );
         }
+        if let Some(note) = folder.hidden_note() {
+            println!("  {note}");
+        }
         if !folder.empty_classes.is_empty() {
             println!("  empty class folders: {:?}", folder.empty_classes);
         }

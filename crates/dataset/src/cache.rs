@@ -210,6 +210,9 @@ pub fn prepare_folder(
     for name in &scanned.unusable_names {
         tracing::warn!("skipped {}: its name is not valid UTF-8 (rename it to use it)", name.display());
     }
+    if let Some(note) = scanned.hidden_note() {
+        tracing::warn!("{note}");
+    }
     if !scanned.empty_classes.is_empty() {
         tracing::warn!(
             "{} class folder(s) without files {}: {}",

@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::scan::{ImageFolder, file_name, read_dir_sorted};
+use crate::scan::{ImageFolder, file_name, list_dir};
 
 /// Folders and files at one level of a tree, with the levels below.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,14 +18,26 @@ pub struct TreeCount {
     pub files: usize,
     /// The sub-folders' counts.
     pub children: Vec<TreeCount>,
+    /// Entries directly inside left out of `folders` and `files`, as
+    /// [`crate::scan`] leaves them out: hidden names (starting with a dot)
+    /// and names that are not UTF-8.
+    #[serde(default)]
+    pub left_out: usize,
 }
 
-/// Count every level of a folder tree (hidden entries skipped).
+/// Count every level of a folder tree, leaving out (and counting in
+/// `left_out`) what [`crate::scan`] leaves out, so the tree and a
+/// [`ClassTable`] of the same folder agree.
 pub fn count_tree(root: impl AsRef<Path>) -> Result<TreeCount> {
     let root = root.as_ref();
-    let mut node = TreeCount { name: file_name(root), folders: 0, files: 0, children: Vec::new() };
-    for entry in read_dir_sorted(root)? {
-        if entry.is_dir() {
+    let mut node =
+        TreeCount { name: file_name(root), folders: 0, files: 0, children: Vec::new(), left_out: 0 };
+    let listing = list_dir(root)?;
+    node.left_out = listing.hidden.len();
+    for entry in listing.visible {
+        if entry.file_name().is_none_or(|n| n.to_str().is_none()) {
+            node.left_out += 1;
+        } else if entry.is_dir() {
             node.folders += 1;
             node.children.push(count_tree(&entry)?);
         } else {
@@ -57,11 +69,16 @@ impl TreeCount {
     fn write_text(&self, out: &mut String, dashes: usize) {
         let _ = writeln!(
             out,
-            "{}> {} : {:>3} folders, {:>3} files",
+            "{}> {} : {:>3} folders, {:>3} files{}",
             "-".repeat(dashes),
             self.name,
             self.folders,
-            self.files
+            self.files,
+            if self.left_out > 0 {
+                format!(" ({} left out: hidden or not UTF-8)", self.left_out)
+            } else {
+                String::new()
+            }
         );
         for c in &self.children {
             c.write_text(out, dashes + 2);

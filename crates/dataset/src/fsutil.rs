@@ -259,6 +259,14 @@ pub(crate) fn is_hidden(name: &std::ffi::OsStr) -> bool {
     name.to_string_lossy().starts_with('.')
 }
 
+/// Whether a hidden name is one of the workspace's own files (a rename
+/// journal or temporary, a half-written file's temporary), which nobody
+/// needs to hear about, rather than a user's (`.DS_Store`, `..jpg`).
+pub(crate) fn is_own_file(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    name.starts_with(".gemstones-") || name.contains(&format!(".{PARTIAL_TAG}-"))
+}
+
 /// A zeroed buffer of `len` bytes for a whole dataset's pixels (hundreds of
 /// megabytes), backed by transparent huge pages where Linux allows them on
 /// request: filling it then takes one page fault per 2 MiB instead of one

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::class_index::ClassIndex;
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::is_hidden;
+use crate::fsutil::{is_hidden, is_own_file};
 
 const JOURNAL: &str = ".gemstones-rename.json";
 
@@ -47,6 +47,11 @@ pub struct ImageFolder {
     /// use them). Shown with invalid bytes as U+FFFD.
     #[serde(default)]
     pub unusable_names: Vec<PathBuf>,
+    /// Files and folders whose names start with a dot (`.DS_Store`,
+    /// `._x.jpg`, `..jpg`), left out as hidden and listed here so that every
+    /// tool can say so (the workspace's own temporaries are not listed).
+    #[serde(default)]
+    pub hidden: Vec<PathBuf>,
     /// A rename journal was found: an interrupted [`crate::rename`] must be
     /// re-run before this folder is used (its hidden temporaries hold files).
     pub rename_pending: bool,
@@ -56,6 +61,22 @@ impl ImageFolder {
     /// Paths of one class's files.
     pub fn files_of(&self, class: usize) -> impl Iterator<Item = &Path> {
         self.files.iter().filter(move |f| f.class == class).map(|f| f.path.as_path())
+    }
+
+    /// One line saying what [`scan`] left out as hidden, naming up to five
+    /// (`None` when nothing was): every tool prints or logs this same line.
+    pub fn hidden_note(&self) -> Option<String> {
+        if self.hidden.is_empty() {
+            return None;
+        }
+        let named: Vec<String> = self.hidden.iter().take(5).map(|p| p.display().to_string()).collect();
+        let more = self.hidden.len().saturating_sub(5);
+        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        Some(format!(
+            "left out {} hidden file(s) or folder(s) (names starting with a dot; rename them to use them): {}{more}",
+            self.hidden.len(),
+            named.join(", ")
+        ))
     }
 
     /// The same folder without its empty class folders (a class with no
@@ -103,7 +124,8 @@ impl ImageFolder {
 ///
 /// Classes are the visible sub-folders of `root` (names may hold spaces and
 /// any Unicode), sorted; files are the visible regular files (or symlinks to
-/// them) inside each. Hidden entries (starting with `.`) are skipped.
+/// them) inside each. Hidden entries (starting with `.`) are left out and
+/// listed in [`ImageFolder::hidden`].
 ///
 /// ```no_run
 /// let folder = gemstones_dataset::scan("photos/train")?;
@@ -118,7 +140,10 @@ pub fn scan(root: impl AsRef<Path>) -> Result<ImageFolder> {
     let mut class_dirs = Vec::new();
     let mut ignored = Vec::new();
     let mut unusable_names = Vec::new();
-    for entry in read_dir_sorted(root)? {
+    let mut hidden = Vec::new();
+    let listing = list_dir(root)?;
+    hidden.extend(listing.hidden);
+    for entry in listing.visible {
         if !has_utf8_name(&entry) {
             unusable_names.push(lossy(&entry));
         } else if entry.is_dir() {
@@ -137,7 +162,9 @@ pub fn scan(root: impl AsRef<Path>) -> Result<ImageFolder> {
     for (id, name) in classes.names().iter().enumerate() {
         let dir = root.join(name);
         let before = files.len();
-        for entry in read_dir_sorted(&dir)? {
+        let listing = list_dir(&dir)?;
+        hidden.extend(listing.hidden);
+        for entry in listing.visible {
             if !has_utf8_name(&entry) {
                 unusable_names.push(lossy(&entry));
             } else if entry.is_dir() {
@@ -158,6 +185,7 @@ pub fn scan(root: impl AsRef<Path>) -> Result<ImageFolder> {
         empty_classes,
         ignored,
         unusable_names,
+        hidden: hidden.iter().map(|p| lossy(p)).collect(),
         rename_pending,
     })
 }
@@ -171,18 +199,28 @@ fn lossy(path: &Path) -> PathBuf {
     PathBuf::from(path.to_string_lossy().into_owned())
 }
 
-/// Visible entries of a folder, in natural order of their names.
-pub(crate) fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
+/// A folder's entries, in natural order of their names: the visible ones,
+/// and the hidden ones that are not the workspace's own files.
+pub(crate) struct Listing {
+    pub(crate) visible: Vec<PathBuf>,
+    pub(crate) hidden: Vec<PathBuf>,
+}
+
+pub(crate) fn list_dir(dir: &Path) -> Result<Listing> {
+    let (mut visible, mut hidden) = (Vec::new(), Vec::new());
     for entry in fs::read_dir(dir).at(dir)? {
         let entry = entry.at(dir)?;
-        if is_hidden(&entry.file_name()) {
-            continue;
+        let name = entry.file_name();
+        if !is_hidden(&name) {
+            visible.push(entry.path());
+        } else if !is_own_file(&name) {
+            hidden.push(entry.path());
         }
-        out.push(entry.path());
     }
-    out.sort_by(|a, b| natural_cmp(&file_name(a), &file_name(b)));
-    Ok(out)
+    let by_name = |a: &PathBuf, b: &PathBuf| natural_cmp(&file_name(a), &file_name(b));
+    visible.sort_by(by_name);
+    hidden.sort_by(by_name);
+    Ok(Listing { visible, hidden })
 }
 
 pub(crate) fn file_name(p: &Path) -> String {

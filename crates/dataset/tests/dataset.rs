@@ -665,3 +665,35 @@ fn real_training_folder_counts() {
     let redundant: usize = rep.duplicates().iter().map(DuplicateGroup::redundant).sum();
     assert_eq!(redundant, 22);
 }
+
+#[test]
+fn hidden_files_are_left_out_counted_and_named_the_same_way_everywhere() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("photos");
+    write(&root, "Ruby/a.jpg", &jpeg(0, 1));
+    write(&root, "Ruby/..jpg", &jpeg(0, 2));
+    write(&root, "Ruby/...jpg", &jpeg(0, 3));
+    write(&root, "Ruby/.DS_Store", b"finder");
+    write(&root, ".hidden-class/b.jpg", &jpeg(1, 1));
+    // The workspace's own temporary is neither a photo nor news.
+    write(&root, "Ruby/.a.jpg.partial-1-2", &jpeg(0, 4));
+    fs::write(root.join("Ruby").join(std::ffi::OsStr::from_bytes(b"caf\xe9.jpg")), jpeg(0, 5)).unwrap();
+
+    let folder = scan(&root).unwrap();
+    assert_eq!(folder.files.len(), 1);
+    let hidden: Vec<String> =
+        folder.hidden.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(hidden, [".hidden-class", "...jpg", "..jpg", ".DS_Store"]);
+    let note = folder.hidden_note().unwrap();
+    assert!(note.starts_with("left out 4 hidden file(s) or folder(s)"), "{note}");
+    assert!(note.contains("..jpg"), "{note}");
+
+    // The tree counts what the table counts, and says what it left out.
+    let tree = count_tree(&root).unwrap();
+    let ruby = tree.children.iter().find(|c| c.name == "Ruby").unwrap();
+    assert_eq!(ruby.files, ClassTable::new(&[("photos", &folder)]).counts[0][0]);
+    assert_eq!(ruby.left_out, 4); // ..jpg, ...jpg, .DS_Store, the non-UTF-8 name
+    assert_eq!(tree.left_out, 1); // .hidden-class
+    assert!(tree.to_text().contains("Ruby :   0 folders,   1 files (4 left out"), "{}", tree.to_text());
+}
