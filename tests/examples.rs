@@ -422,6 +422,11 @@ fn evaluate_exits_3_when_it_skipped_unreadable_photos_as_predict_does() {
     let skipped = evaluate("skipped");
     assert_eq!(skipped.status.code(), Some(3), "{}", text(&skipped.stderr));
     assert!(text(&skipped.stdout).contains("broken.jpg"), "{}", text(&skipped.stdout));
+    // The log says what it left out as hidden, without colour codes in a pipe.
+    std::fs::write(class.join(".DS_Store"), b"finder").unwrap();
+    let logged = evaluate("logged");
+    assert!(text(&logged.stderr).contains("left out 1 hidden file(s)"), "{}", text(&logged.stderr));
+    assert!(!text(&logged.stderr).contains('\u{1b}'), "{:?}", text(&logged.stderr));
 }
 
 #[test]

@@ -195,7 +195,8 @@ pub enum EmptyClasses {
 /// Scan a folder of class folders and [`load_or_build`] its cache: what
 /// `train`, `evaluate` and the workflow do with a folder of photographs.
 /// A folder without any class folder (with files, unless `empty` keeps
-/// empty ones) is [`Error::NoClasses`].
+/// empty ones) is [`Error::NoClasses`]; one whose class folders are all
+/// empty is [`Error::AllClassesEmpty`].
 /// Logs a warning naming the files and class folders it leaves out, and
 /// draws a progress bar while building only when `progress` asks for one.
 pub fn prepare_folder(
@@ -212,6 +213,9 @@ pub fn prepare_folder(
     }
     if let Some(note) = scanned.hidden_note() {
         tracing::warn!("{note}");
+    }
+    if !scanned.classes.is_empty() && scanned.empty_classes.len() == scanned.classes.len() {
+        return Err(Error::AllClassesEmpty { path: dir.to_path_buf(), count: scanned.classes.len() });
     }
     if !scanned.empty_classes.is_empty() {
         tracing::warn!(

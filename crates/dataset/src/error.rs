@@ -52,6 +52,14 @@ pub enum Error {
         /// The root folder.
         path: PathBuf,
     },
+    /// A dataset root's class folders are all empty.
+    #[error("{path}: all {count} class folder(s) are empty: put photographs in them")]
+    AllClassesEmpty {
+        /// The root folder.
+        path: PathBuf,
+        /// How many class folders it holds.
+        count: usize,
+    },
     /// A name was not in the class index.
     #[error("unknown class {name:?}")]
     UnknownClass {

@@ -487,6 +487,22 @@ fn prepare_output(folder: &ImageFolder, out: &Path, plan: &SplitReport) -> Resul
     folder.classes.save(out.join("classes.json"))
 }
 
+/// A split's settings as a person reads them: "seed 1337, train 0.9 / test
+/// 0.1, copy, near-duplicates within 4 bits kept together".
+fn describe_settings(cfg: &SplitConfig) -> String {
+    let ratios: Vec<String> = cfg.ratios.parts.iter().map(|(name, r)| format!("{name} {r}")).collect();
+    let mode = match cfg.mode {
+        TransferMode::Copy => "copy",
+        TransferMode::Move => "move",
+        TransferMode::HardLink => "hard link",
+    };
+    let groups = match cfg.near_duplicates {
+        Some(d) => format!("near-duplicates within {d} bits kept together"),
+        None => "photo by photo".to_string(),
+    };
+    format!("seed {}, {}, {mode}, {groups}", cfg.seed, ratios.join(" / "))
+}
+
 /// A re-run into a folder that holds a split record: the same source and
 /// configuration finish (or re-check) the recorded plan; anything else is
 /// refused, naming what differs. The recorded plan is kept, not made
@@ -500,16 +516,9 @@ fn continue_recorded(
     let refuse = |reason: String| Err(Error::SplitOutput { path: out.to_path_buf(), reason });
     if !same_settings(&recorded.config, cfg) {
         return refuse(format!(
-            "holds a split made with other settings (seed {}, ratios {:?}, {:?}, near-duplicates {:?}); this run \
-             asks for seed {}, ratios {:?}, {:?}, near-duplicates {:?}: choose a new or empty folder",
-            recorded.config.seed,
-            recorded.config.ratios.parts,
-            recorded.config.mode,
-            recorded.config.near_duplicates,
-            cfg.seed,
-            cfg.ratios.parts,
-            cfg.mode,
-            cfg.near_duplicates
+            "holds a split made with other settings ({}); this run asks for {}: choose a new or empty folder",
+            describe_settings(&recorded.config),
+            describe_settings(cfg)
         ));
     }
     if !same_folder(&recorded.source, &folder.root) {

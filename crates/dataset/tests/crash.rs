@@ -295,7 +295,11 @@ fn a_second_split_into_the_same_folder_is_refused_before_anything_is_written() {
     ] {
         let err = split_folder(&folder, &out, &cfg).unwrap_err();
         assert!(matches!(err, Error::SplitOutput { .. }), "{err}");
-        assert!(err.to_string().contains("other settings"), "{err}");
+        let message = err.to_string();
+        assert!(message.contains("other settings"), "{err}");
+        assert!(message.contains("seed 1337, train 0.9 / test 0.1, copy"), "{err}");
+        // Read as settings, not as Rust's debug text.
+        assert!(!message.contains("Some(") && !message.contains("Copy") && !message.contains("(\""), "{err}");
         assert_eq!(snapshot(&out), before);
     }
     // Another source with the same settings.

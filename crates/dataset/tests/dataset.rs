@@ -360,13 +360,18 @@ fn preparing_a_folder_without_class_folders_names_it() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("photos");
     write(&root, "loose.jpg", &jpeg(0, 0));
-    fs::create_dir_all(root.join("Empty")).unwrap();
     let cfg = PreprocessConfig { size: 32, ..Default::default() };
     let cache = dir.path().join("c.cache");
-    let err =
-        prepare_folder(&root, &cfg, &cache, EmptyClasses::LeaveOut, false, &StopFlag::new()).unwrap_err();
+    let prepare = || prepare_folder(&root, &cfg, &cache, EmptyClasses::LeaveOut, false, &StopFlag::new());
+    let err = prepare().unwrap_err();
     assert!(matches!(&err, Error::NoClasses { path } if path == &root), "{err}");
     assert!(err.to_string().contains("photos"), "{err}");
+    // Class folders that are all empty are said to be so, not "no class folders".
+    fs::create_dir_all(root.join("Empty")).unwrap();
+    fs::create_dir_all(root.join("Also Empty")).unwrap();
+    let err = prepare().unwrap_err();
+    assert!(matches!(&err, Error::AllClassesEmpty { count: 2, .. }), "{err}");
+    assert!(err.to_string().contains("all 2 class folder(s) are empty"), "{err}");
     assert!(!cache.exists());
 }
 

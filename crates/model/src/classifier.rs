@@ -70,7 +70,7 @@ impl Classifier {
         } else {
             let last = mdir.last_dir().join("weights.safetensors");
             tracing::warn!(
-                "{} has no best.safetensors (no epoch was validated yet): using the last checkpoint's weights, {}",
+                "{} has no best.safetensors: using the last checkpoint's weights, {}",
                 dir.display(),
                 last.display()
             );
