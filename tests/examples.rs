@@ -430,6 +430,43 @@ fn evaluate_exits_3_when_it_skipped_unreadable_photos_as_predict_does() {
 }
 
 #[test]
+fn train_refusals_that_need_no_preprocessing_come_first_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // One class: refused, naming the folder; no cache, no model file.
+    let one = dir.path().join("one");
+    std::fs::create_dir_all(one.join("Ruby")).unwrap();
+    std::fs::write(one.join("Ruby/a.jpg"), jpeg(0, 1)).unwrap();
+    let out_dir = dir.path().join("runs/model");
+    let out = run(example("train").arg("--photos").arg(&one).arg("--out").arg(&out_dir));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("holds 1 class(es) with photos"), "{}", text(&out.stderr));
+    assert!(!dir.path().join("runs").exists(), "train wrote files before refusing one class");
+    // Resuming a checkpoint with another preset: refused, naming what differs,
+    // before any cache is built.
+    let model = crate::support::tiny_model_dir(&dir.path().join("trained"));
+    let photos = crate::support::tiny_photos(&dir.path().join("more"), 2, 3);
+    let out = run(example("train")
+        .arg("--photos")
+        .arg(&photos)
+        .arg("--out")
+        .arg(&model)
+        .arg("--preset")
+        .arg("tutorial"));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("network resnet -> tutorial-cnn") && stderr.contains("image size 36 -> 220"),
+        "{stderr}"
+    );
+    let caches: Vec<_> = std::fs::read_dir(model.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "cache"))
+        .collect();
+    assert!(caches.is_empty(), "a cache was built before refusing: {caches:?}");
+}
+
+#[test]
 fn evaluate_refuses_an_unknown_class_before_writing_anything() {
     let dir = tempfile::tempdir().unwrap();
     let model = crate::support::tiny_model_dir(dir.path());

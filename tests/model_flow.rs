@@ -518,3 +518,19 @@ fn the_validation_split_never_scores_a_copy_of_a_training_image() {
     let (train, val) = split_indices(&set, &TrainConfig { near_duplicates: None, ..cfg }).unwrap();
     assert!(groups.iter().any(|g| g.iter().any(|i| train.contains(i)) && g.iter().any(|i| val.contains(i))));
 }
+
+#[test]
+fn training_on_one_class_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = crate::support::tiny_photos(dir.path(), 1, 4);
+    let pre = PreprocessConfig { size: 36, ..PreprocessConfig::default() };
+    let set = preprocess_folder(&scan(&photos).unwrap(), &pre, &|_| {}, &StopFlag::new()).unwrap().set;
+    let out = dir.path().join("model");
+    let err = Trainer::new(tiny_model(), tiny_train(1))
+        .unwrap()
+        .progress(false)
+        .run(Arc::new(set), &pre, &out)
+        .unwrap_err();
+    assert!(err.to_string().contains("holds 1 class(es): a classifier needs at least 2"), "{err}");
+    assert!(!out.exists(), "the trainer wrote into the model directory before refusing");
+}

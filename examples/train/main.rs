@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use gemstones::dataset::{EmptyClasses, prepare_folder};
+use gemstones::dataset::{EmptyClasses, prepare_folder, scan};
 use gemstones::model::{
-    Classifier, Precision, ProgressiveResize, StopReason, Trainer, evaluate, split_indices,
+    Classifier, ModelDir, Precision, ProgressiveResize, StopReason, Trainer, evaluate, split_indices,
 };
 use gemstones::presets::{Preset, check_pretrained};
 use gemstones_cli::{exit, init_logging, preset_parser, stop_on_ctrl_c};
@@ -179,6 +179,19 @@ fn main() -> anyhow::Result<ExitCode> {
     let cache = a.cache.clone().unwrap_or_else(|| {
         a.out.parent().unwrap_or(&a.out).join(format!("{}-{}.cache", name.replace(' ', "_"), pre.size))
     });
+    // Refusals that need no preprocessing come before it: nothing (no cache,
+    // no model file) is written for a run that cannot start.
+    let classes = scan(&a.photos)?.without_empty_classes()?.classes.len();
+    anyhow::ensure!(
+        classes >= 2,
+        "{} holds {classes} class(es) with photos: a classifier needs at least 2",
+        a.photos.display()
+    );
+    if !a.no_resume
+        && let Some(reason) = ModelDir::new(&a.out).resume_conflict(&model, &pre, None)?
+    {
+        anyhow::bail!("{}: {reason}", a.out.display());
+    }
     let stop = stop_on_ctrl_c();
     let empty = if a.keep_empty_classes { EmptyClasses::Keep } else { EmptyClasses::LeaveOut };
     let (prepared, outcome) = match prepare_folder(&a.photos, &pre, &cache, empty, true, &stop) {

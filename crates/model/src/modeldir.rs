@@ -114,6 +114,47 @@ impl ModelDir {
         Ok(spec)
     }
 
+    /// What keeps a checkpoint in this directory from being resumed as a
+    /// run of `model` on images prepared by `preprocess` (with `classes`,
+    /// when known): each difference named, or `None` when there is no
+    /// checkpoint's `config.json` or it matches. Cheap: a program can ask
+    /// before preprocessing anything.
+    pub fn resume_conflict(
+        &self,
+        model: &ModelConfig,
+        preprocess: &PreprocessConfig,
+        classes: Option<&[String]>,
+    ) -> Result<Option<String>> {
+        if !self.spec_path().exists() || !self.last_dir().join("state.json").exists() {
+            return Ok(None);
+        }
+        let old = self.read_spec()?;
+        let mut differs = Vec::new();
+        if old.model != *model {
+            if old.model.name() == model.name() {
+                differs.push(format!("the {} network has other settings", model.name()));
+            } else {
+                differs.push(format!("network {} -> {}", old.model.name(), model.name()));
+            }
+        }
+        if old.preprocess != *preprocess {
+            if old.preprocess.size == preprocess.size {
+                differs.push("other preprocessing (crop, fit or filter)".to_string());
+            } else {
+                differs.push(format!("image size {} -> {}", old.preprocess.size, preprocess.size));
+            }
+        }
+        if let Some(classes) = classes.filter(|c| *c != old.classes.as_slice()) {
+            differs.push(format!("{} classes -> {}", old.classes.len(), classes.len()));
+        }
+        Ok((!differs.is_empty()).then(|| {
+            format!(
+                "holds a checkpoint of another model ({}); train into another directory",
+                differs.join(", ")
+            )
+        }))
+    }
+
     /// Write `config.json` and `classes.json`.
     pub fn write_spec(&self, spec: &ModelSpec) -> Result<()> {
         std::fs::create_dir_all(&self.root).at(&self.root)?;

@@ -160,6 +160,15 @@ impl<'a> Trainer<'a> {
     ) -> Result<TrainReport> {
         let started = Instant::now();
         self.set_up_threads();
+        if set.classes().len() < 2 {
+            return Err(Error::InvalidConfig {
+                reason: format!(
+                    "{} holds {} class(es): a classifier needs at least 2",
+                    set.root().display(),
+                    set.classes().len()
+                ),
+            });
+        }
         let mdir = ModelDir::new(dir);
         let resume_from = self.open_model_dir(&mdir, &set, preprocess)?;
         let (train_idx, val_idx) = split_indices(&set, &self.cfg)?;
@@ -240,12 +249,8 @@ impl<'a> Trainer<'a> {
                     reason: "holds a checkpoint; resume it or train into another directory".into(),
                 });
             }
-            let old = mdir.read_spec()?;
-            if old.model != spec.model || old.classes != spec.classes || old.preprocess != spec.preprocess {
-                return Err(Error::BadModel {
-                    path: mdir.spec_path(),
-                    reason: "the checkpoint is of another model, class list or preprocessing; train into another directory".into(),
-                });
+            if let Some(reason) = mdir.resume_conflict(&spec.model, &spec.preprocess, Some(&spec.classes))? {
+                return Err(Error::BadModel { path: mdir.root().to_path_buf(), reason });
             }
             let saved: TrainState = read_json(&ckpt.join("state.json"))?;
             match check_resumable_with(&saved.config, &self.cfg, &ckpt.join("state.json")) {
