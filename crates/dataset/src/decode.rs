@@ -173,7 +173,10 @@ fn classify(e: ImageError, path: &Path) -> Problem {
             }
         }
     };
-    Problem { path: path.to_path_buf(), kind, detail: e.to_string() }
+    // The decoders' messages may end in (or hold) line breaks: a problem is
+    // one line wherever it is printed.
+    let detail = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+    Problem { path: path.to_path_buf(), kind, detail }
 }
 
 /// Running out of data means a truncated file only if the file's end
@@ -268,7 +271,20 @@ mod tests {
             (html.kind, html.detail.as_str()),
             (ProblemKind::NotAnImage, "content is HTML, not an image")
         );
-        assert_eq!(decode_bytes(&png[..png.len() / 2], p, &limits).unwrap_err().kind, ProblemKind::Truncated);
+        let truncated = decode_bytes(&png[..png.len() / 2], p, &limits).unwrap_err();
+        assert_eq!(truncated.kind, ProblemKind::Truncated);
+        assert!(!truncated.to_string().contains('\n'), "{truncated:?}");
+        let jpeg = {
+            let mut bytes = Vec::new();
+            DynamicImage::new_rgb8(64, 48)
+                .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Jpeg)
+                .unwrap();
+            bytes
+        };
+        for cut in [20, jpeg.len() / 2, jpeg.len() - 3] {
+            let problem = decode_bytes(&jpeg[..cut], p, &limits).unwrap_err();
+            assert!(!problem.to_string().contains('\n'), "{problem:?}");
+        }
     }
 
     #[test]
