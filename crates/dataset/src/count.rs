@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::scan::{ImageFolder, file_name, list_dir};
+use crate::scan::{ImageFolder, file_name, has_utf8_name, list_dir};
 
 /// Folders and files at one level of a tree, with the levels below.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,7 +35,7 @@ pub fn count_tree(root: impl AsRef<Path>) -> Result<TreeCount> {
     let listing = list_dir(root)?;
     node.left_out = listing.hidden.len();
     for entry in listing.visible {
-        if entry.file_name().is_none_or(|n| n.to_str().is_none()) {
+        if !has_utf8_name(&entry) {
             node.left_out += 1;
         } else if entry.is_dir() {
             node.folders += 1;

@@ -190,7 +190,7 @@ pub fn scan(root: impl AsRef<Path>) -> Result<ImageFolder> {
     })
 }
 
-fn has_utf8_name(path: &Path) -> bool {
+pub(crate) fn has_utf8_name(path: &Path) -> bool {
     path.file_name().is_some_and(|n| n.to_str().is_some())
 }
 

@@ -1,7 +1,7 @@
 //! Training checkpoints: `last/` in a model directory (weights, optimizer
 //! state, training state), replaced as a whole, and the history files
 //! written with each. The one place that writes a checkpoint.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use gemstones_dataset::fsutil;
 use serde::Serialize;
@@ -38,17 +38,6 @@ pub(crate) fn write_history(dir: &ModelDir, history: &[EpochStats]) -> Result<()
         plot_curves(history, &dir.curves_png())?;
     }
     Ok(())
-}
-
-/// The checkpoint to resume from: `last/`, or `last.old/` if a crash
-/// happened while `last/` was being replaced.
-pub(crate) fn resumable(dir: &ModelDir) -> Option<PathBuf> {
-    let last = dir.last_dir();
-    if last.join("state.json").exists() {
-        return Some(last);
-    }
-    let old = dir.root().join("last.old");
-    old.join("state.json").exists().then_some(old)
 }
 
 /// Remove what a checkpoint replacement that died left behind: a

@@ -114,6 +114,17 @@ impl ModelDir {
         Ok(spec)
     }
 
+    /// The checkpoint to resume from: `last/`, or `last.old/` if a crash
+    /// happened while `last/` was being replaced.
+    pub(crate) fn resumable(&self) -> Option<PathBuf> {
+        let last = self.last_dir();
+        if last.join("state.json").exists() {
+            return Some(last);
+        }
+        let old = self.root.join("last.old");
+        old.join("state.json").exists().then_some(old)
+    }
+
     /// What keeps a checkpoint in this directory from being resumed as a
     /// run of `model` on images prepared by `preprocess` (with `classes`,
     /// when known): each difference named, or `None` when there is no
@@ -125,7 +136,7 @@ impl ModelDir {
         preprocess: &PreprocessConfig,
         classes: Option<&[String]>,
     ) -> Result<Option<String>> {
-        if !self.spec_path().exists() || !self.last_dir().join("state.json").exists() {
+        if !self.spec_path().exists() || self.resumable().is_none() {
             return Ok(None);
         }
         let old = self.read_spec()?;

@@ -241,7 +241,7 @@ impl<'a> Trainer<'a> {
             augment: self.cfg.augment.clone(),
         };
         checkpoint::remove_interrupted_writes(mdir)?;
-        let resume_from = checkpoint::resumable(mdir);
+        let resume_from = mdir.resumable();
         if let Some(ckpt) = &resume_from {
             if !self.resume {
                 return Err(Error::BadModel {
