@@ -1,18 +1,32 @@
 #!/usr/bin/env bash
 # A program outside the workspace that depends on gemstones-dataset,
 # -augment and -model builds and runs with only what README tells its
-# author: libtorch from scripts/install-libtorch.py (--register: the
-# dynamic loader finds it, no LD_LIBRARY_PATH) and LIBTORCH at build time.
+# author: libtorch from scripts/install-libtorch.py and LIBTORCH at build
+# time; at run time, as root, --register (the dynamic loader finds it, no
+# LD_LIBRARY_PATH; undone at exit if this script made it), otherwise
+# README's route for non-root users, LD_LIBRARY_PATH.
 #
 #   scripts/check-outside-crate.sh [WORK_DIR]
 #
 # WORK_DIR (default target/outside-crate) holds the generated crate and its
 # build (CARGO_TARGET_DIR, if set, shares another one); a second run reuses
-# the build. Needs root for --register.
+# the build.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-$root/target/outside-crate}
-python3 "$root/scripts/install-libtorch.py" --dest "$root/.libtorch" --register
+loader_conf=/etc/ld.so.conf.d/gemstones-libtorch.conf
+if [ "$(id -u)" -eq 0 ]; then
+  # A registration left behind would let later test binaries without an
+  # rpath start here and fail on a fresh machine: undo ours.
+  if [ ! -e "$loader_conf" ]; then
+    trap 'rm -f "$loader_conf"; ldconfig' EXIT
+  fi
+  python3 "$root/scripts/install-libtorch.py" --dest "$root/.libtorch" --register
+  run_env=(env -u LD_LIBRARY_PATH)
+else
+  python3 "$root/scripts/install-libtorch.py" --dest "$root/.libtorch"
+  run_env=(env "LD_LIBRARY_PATH=$root/.libtorch/lib")
+fi
 mkdir -p "$work/src"
 cat > "$work/Cargo.toml" <<TOML
 [package]
@@ -66,9 +80,9 @@ RUST
 cd "$work"
 LIBTORCH="$root/.libtorch" cargo build --quiet
 binary="${CARGO_TARGET_DIR:-$work/target}/debug/gem-outside"
-if ldd "$binary" | grep -q 'not found'; then
-  ldd "$binary" >&2
+if "${run_env[@]}" ldd "$binary" | grep -q 'not found'; then
+  "${run_env[@]}" ldd "$binary" >&2
   echo "check-outside-crate: the program's libraries are not all found" >&2
   exit 1
 fi
-env -u LD_LIBRARY_PATH "$binary"
+"${run_env[@]}" "$binary"
