@@ -60,6 +60,7 @@ fn lite0_model_dir(dir: &std::path::Path, precision: Precision) -> ModelSpec {
         normalize: gemstones::augment::Normalize { mean: [127.0 / 255.0; 3], std: [128.0 / 255.0; 3] },
         classes,
         augment: Default::default(),
+        validation: None,
     };
     ModelDir::new(dir).write_spec(&spec).expect("spec");
     let named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();

@@ -631,3 +631,97 @@ fn export_writes_a_module_and_its_description_and_names_a_missing_model() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing.stderr).contains("nothing"), "{}", text(&missing.stderr));
 }
+
+/// The final fit: `--val-fraction 0` trains on every photo, keeps the last
+/// epoch, says so in the model directory, and the model predicts; `--folds`
+/// scores the recipe by cross-validation instead.
+#[test]
+fn train_final_fit_on_every_photo_predicts_and_folds_cross_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = crate::support::tiny_photos(dir.path(), 2, 6);
+    let train = |extra: &[&str], out: &Path| {
+        example("train")
+            .args(["--preset", "resnet", "--input-size", "32", "--image-size", "36", "--epochs", "2"])
+            .args(["--batch-size", "4", "--threads", "1", "--precision", "f32"])
+            .arg("--photos")
+            .arg(&photos)
+            .arg("--out")
+            .arg(out)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let model = dir.path().join("final");
+    let out = train(&["--val-fraction", "0"], &model);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("final fit: all 12 photos trained on, no validation split"), "{stdout}");
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model.join("config.json")).unwrap()).unwrap();
+    assert_eq!(spec["validation"], serde_json::json!({"held_out": "nothing", "training_images": 12}));
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model.join("last/state.json")).unwrap()).unwrap();
+    assert_eq!(state["best_epoch"], 2, "the final fit keeps the last epoch");
+    let photo = std::fs::read_dir(std::fs::read_dir(&photos).unwrap().next().unwrap().unwrap().path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let predicted = example("predict").arg("--model").arg(&model).arg(&photo).output().unwrap();
+    assert!(predicted.status.success(), "{}", text(&predicted.stderr));
+    assert!(text(&predicted.stdout).contains('%'), "{}", text(&predicted.stdout));
+
+    let cv = dir.path().join("cv");
+    let out = train(&["--folds", "2"], &cv);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("cross-validation: top-1 ") && stdout.contains("(2 of 2 folds)"), "{stdout}");
+    let csv = std::fs::read_to_string(cv.join("crossval.csv")).unwrap();
+    let first: Vec<&str> = csv.lines().map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(first, ["fold", "1", "2", "mean", "sd"], "{csv}");
+    let both = train(&["--folds", "2", "--val-fraction", "0.2"], &dir.path().join("both"));
+    assert_eq!(both.status.code(), Some(2), "{}", text(&both.stderr));
+}
+
+/// `export` writes model.onnx beside model.pt; `predict_onnx` (the
+/// gemstones-predict crate's example, linked without libtorch) reads it and
+/// names the same classes as `predict`; a photo it cannot read is named,
+/// with predict's exit code 3.
+#[test]
+fn predict_onnx_runs_an_export_without_libtorch_and_agrees_with_predict() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = crate::support::tiny_model_dir(dir.path());
+    let out = dir.path().join("export");
+    let done = run(example("export").arg("--model").arg(&model).arg("--out").arg(&out));
+    assert_eq!(done.status.code(), Some(0), "{}", text(&done.stderr));
+    assert!(out.join("model.onnx").is_file());
+    let binary = example("predict_onnx").get_program().to_owned();
+    let ldd = run(Command::new("ldd").arg(&binary));
+    assert!(ldd.status.success());
+    assert!(!text(&ldd.stdout).contains("torch"), "{}", text(&ldd.stdout));
+
+    let photos = dir.path().join("photos");
+    let top1 = |output: &Output| -> Vec<String> {
+        text(&output.stdout)
+            .lines()
+            .map(|l| l.split('\t').nth(1).unwrap_or("").split(' ').next().unwrap_or("").into())
+            .collect()
+    };
+    let torch = run(example("predict").arg("--model").arg(&model).arg(&photos));
+    let onnx = run(example("predict_onnx").arg("--model").arg(&out).arg(&photos));
+    assert_eq!(onnx.status.code(), Some(0), "{}", text(&onnx.stderr));
+    assert_eq!(top1(&onnx), top1(&torch));
+    assert_eq!(top1(&onnx).len(), 12);
+
+    let not_a_photo = dir.path().join("notes.jpg");
+    std::fs::write(&not_a_photo, "not an image").unwrap();
+    let some = run(example("predict_onnx").arg("--model").arg(&out).arg(&photos).arg(&not_a_photo));
+    assert_eq!(some.status.code(), Some(3), "{}", text(&some.stderr));
+    assert!(text(&some.stdout).contains("notes.jpg\terror:"), "{}", text(&some.stdout));
+    let none = run(example("predict_onnx").arg("--model").arg(&out).arg(&not_a_photo));
+    assert_eq!(none.status.code(), Some(1));
+    let no_model = run(example("predict_onnx").arg("--model").arg(&model).arg(&photos));
+    assert_eq!(no_model.status.code(), Some(1));
+    assert!(text(&no_model.stderr).contains("model.json"), "{}", text(&no_model.stderr));
+}

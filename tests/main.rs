@@ -2,5 +2,6 @@
 mod browser;
 mod examples;
 mod model_flow;
+mod onnx;
 mod support;
 mod workflow;

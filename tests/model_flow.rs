@@ -534,3 +534,87 @@ fn training_on_one_class_is_refused_before_anything_is_written() {
     assert!(err.to_string().contains("holds 1 class(es): a classifier needs at least 2"), "{err}");
     assert!(!out.exists(), "the trainer wrote into the model directory before refusing");
 }
+
+/// k-fold cross-validation: every photo is scored exactly once, by a fold
+/// that never trained on it, with the last epoch's weights; a run stopped
+/// in fold 2 resumes there and ends with the scores of an unbroken run.
+#[test]
+fn cross_validation_scores_each_photo_once_and_resumes_fold_by_fold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (set, pre) = tiny_set(&tmp.path().join("photos"));
+    let cfg = TrainConfig { val_fraction: 0.0, ..tiny_train(2) };
+    let cv = |dir: &Path, stop: Option<StopFlag>| {
+        let mut c = CrossValidation::new(tiny_model(), cfg.clone(), 3).unwrap().progress(false);
+        if let Some(flag) = stop {
+            let f = flag.clone();
+            c = c.stop_flag(flag).on_epoch(move |fold, _| {
+                if fold == 2 {
+                    f.stop()
+                }
+            });
+        }
+        c.run(set.clone(), &pre, dir).unwrap()
+    };
+    let whole = cv(&tmp.path().join("cv"), None);
+    assert!(whole.complete);
+    assert_eq!(whole.scores.len(), 3);
+    let mut scored = Vec::new();
+    for s in &whole.scores {
+        let fold_dir = tmp.path().join(format!("cv/fold-{}", s.fold));
+        let fold_cfg =
+            TrainConfig { cross_val: Some(CrossValFold { fold: s.fold, folds: 3 }), ..cfg.clone() };
+        let (train, val) = split_indices(&set, &fold_cfg).unwrap();
+        assert!(val.iter().all(|i| !train.contains(i)));
+        assert_eq!((train.len(), val.len()), (s.training_images, s.validation_images));
+        scored.extend(val.iter().copied());
+        let spec = ModelDir::new(&fold_dir).read_spec().unwrap();
+        assert_eq!(
+            spec.validation,
+            Some(HeldOut::CrossValFold {
+                fold: s.fold,
+                folds: 3,
+                training_images: train.len(),
+                validation_images: val.len()
+            })
+        );
+        // Kept: the last epoch, not the best on the fold it is scored on.
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(fold_dir.join("last/state.json")).unwrap()).unwrap();
+        assert_eq!(state["best_epoch"], 2);
+        let eval = evaluate(&Classifier::load(&fold_dir).unwrap(), &set, Some(&val)).unwrap();
+        assert_eq!(eval.top1, s.scores.top1);
+    }
+    scored.sort_unstable();
+    assert_eq!(scored, (0..set.len()).collect::<Vec<_>>(), "each photo scored once");
+    let top1: Vec<f64> = whole.scores.iter().map(|s| s.scores.top1).collect();
+    assert!((whole.mean.top1 - top1.iter().sum::<f64>() / 3.0).abs() < 1e-12);
+    let csv = std::fs::read_to_string(whole.csv_path()).unwrap();
+    assert_eq!(csv.lines().count(), 6, "{csv}");
+    assert!(csv.lines().nth(4).unwrap().starts_with("mean,"), "{csv}");
+    let json: CrossValReport = serde_json::from_slice(&std::fs::read(whole.json_path()).unwrap()).unwrap();
+    assert_eq!(json.scores, whole.scores);
+
+    let dir = tmp.path().join("cv-stopped");
+    let stopped = cv(&dir, Some(StopFlag::new()));
+    assert!(!stopped.complete);
+    // Everything but the time taken.
+    let results = |scores: &[FoldScore]| -> Vec<String> {
+        scores
+            .iter()
+            .map(|s| format!("{} {} {:?} {}", s.fold, s.validation_images, s.scores, s.epochs))
+            .collect()
+    };
+    assert_eq!(results(&stopped.scores), results(&whole.scores[..1]));
+    let fold1 = std::fs::read(dir.join("fold-1/last/state.json")).unwrap();
+    let resumed = cv(&dir, None);
+    assert!(resumed.complete);
+    assert_eq!(results(&resumed.scores), results(&whole.scores), "resumed folds score as an unbroken run");
+    assert_eq!(std::fs::read(dir.join("fold-1/last/state.json")).unwrap(), fold1, "fold 1 trained again");
+
+    // Another recipe in the same folder is refused by the fold's checkpoint.
+    let other = CrossValidation::new(tiny_model(), TrainConfig { lr: 1e-2, ..cfg.clone() }, 3).unwrap();
+    let err = other.progress(false).run(set.clone(), &pre, &dir).unwrap_err();
+    assert!(err.to_string().contains("lr 0.003 -> 0.01"), "{err}");
+    // val_fraction and folds both choosing validation photos is refused.
+    assert!(CrossValidation::new(tiny_model(), tiny_train(2), 3).is_err());
+}

@@ -1,18 +1,19 @@
-//! Export a trained model as TorchScript (`model.pt`) with its classes and
-//! input description (`model.json`), for PyTorch, C++ or tch programs that
-//! do not use this project.
+//! Export a trained model as ONNX (`model.onnx`, for onnxruntime, tract or
+//! the `gemstones-predict` crate: no libtorch needed) and TorchScript
+//! (`model.pt`, for PyTorch, C++ or tch programs), with its classes and
+//! input description (`model.json`).
 use std::path::PathBuf;
 
 use clap::Parser;
 use gemstones::model::Classifier;
 
 #[derive(Parser, Debug)]
-#[command(about = "Write a model directory as TorchScript plus a JSON description")]
+#[command(about = "Write a model directory as ONNX and TorchScript plus a JSON description")]
 struct Args {
     /// Model directory (from the train or workflow example).
     #[arg(long)]
     model: PathBuf,
-    /// Output folder for model.pt and model.json.
+    /// Output folder for model.onnx, model.pt and model.json.
     #[arg(long, default_value = "export")]
     out: PathBuf,
 }
@@ -29,8 +30,9 @@ fn main() -> anyhow::Result<()> {
     }
     let side = clf.spec().model.input_size();
     println!(
-        "wrote {} ({}, {} classes; input N x 3 x {side} x {side} float32 RGB in [0, 1], normalised inside; \
-         output logits) and {}",
+        "wrote {} and {} ({}, {} classes; input N x 3 x {side} x {side} float32 RGB in [0, 1], normalised \
+         inside; output logits) and {}",
+        files.onnx.display(),
         files.module.display(),
         clf.spec().model.name(),
         clf.classes().len(),

@@ -2,6 +2,9 @@
 //! directory: preprocessing cache, stratified validation split,
 //! augmentation, checkpoints (resumable; Ctrl-C stops cleanly), history and
 //! curves, and an evaluation of the best weights on the validation images.
+//! `--val-fraction 0` is the final fit on every photo (last epoch's
+//! weights); `--folds 5` scores the recipe by 5-fold cross-validation
+//! instead of training one model.
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,7 +13,8 @@ use anyhow::Context;
 use clap::Parser;
 use gemstones::dataset::{EmptyClasses, prepare_folder, scan};
 use gemstones::model::{
-    Classifier, ModelDir, Precision, ProgressiveResize, StopReason, Trainer, evaluate, split_indices,
+    Classifier, CrossValidation, EpochStats, ModelDir, Precision, ProgressiveResize, StopReason, Trainer,
+    evaluate, split_indices,
 };
 use gemstones::presets::{Preset, check_pretrained};
 use gemstones_cli::{exit, init_logging, preset_parser, stop_on_ctrl_c};
@@ -49,9 +53,17 @@ struct Args {
     /// Fraction of the epochs progressive resizing grows over (default 0.5).
     #[arg(value_parser = gemstones_cli::float_in(0.0, 1.0), long)]
     progressive_ramp: Option<f64>,
-    /// Validation fraction held out, stratified (default 0.2).
+    /// Validation fraction held out, stratified (default 0.2; 0: the final
+    /// fit, on every photo, keeping the last epoch's weights).
     #[arg(value_parser = gemstones_cli::float_in(0.0, 0.9), long)]
     val_fraction: Option<f64>,
+    /// Score the recipe by k-fold cross-validation instead: stratified,
+    /// near-duplicate-aware folds seeded by --seed; fold i trains into
+    /// <out>/fold-i and is scored with its last epoch; <out>/crossval.json
+    /// and .csv hold each fold's top-1, top-5, macro F1 and their mean and
+    /// sd. Resumable fold by fold.
+    #[arg(value_parser = gemstones_cli::count_in(2, 20), long, conflicts_with = "val_fraction")]
+    folds: Option<usize>,
     /// Seed of the split, data order, augmentation and weights.
     #[arg(long)]
     seed: Option<u64>,
@@ -139,7 +151,7 @@ fn main() -> anyhow::Result<ExitCode> {
     train.epochs = a.epochs.unwrap_or(train.epochs);
     train.batch_size = a.batch_size.unwrap_or(train.batch_size);
     train.lr = a.lr.unwrap_or(train.lr);
-    train.val_fraction = a.val_fraction.unwrap_or(train.val_fraction);
+    train.val_fraction = if a.folds.is_some() { 0.0 } else { a.val_fraction.unwrap_or(train.val_fraction) };
     train.seed = a.seed.unwrap_or(train.seed);
     train.threads = a.threads.or(train.threads);
     match (a.progressive, train.progressive) {
@@ -187,10 +199,14 @@ fn main() -> anyhow::Result<ExitCode> {
         "{} holds {classes} class(es) with photos: a classifier needs at least 2",
         a.photos.display()
     );
-    if !a.no_resume
-        && let Some(reason) = ModelDir::new(&a.out).resume_conflict(&model, &pre, None)?
-    {
-        anyhow::bail!("{}: {reason}", a.out.display());
+    let model_dirs: Vec<PathBuf> = match a.folds {
+        Some(k) => (1..=k).map(|i| a.out.join(format!("fold-{i}"))).collect(),
+        None => vec![a.out.clone()],
+    };
+    for dir in model_dirs.iter().filter(|_| !a.no_resume) {
+        if let Some(reason) = ModelDir::new(dir).resume_conflict(&model, &pre, None)? {
+            anyhow::bail!("{}: {reason}", dir.display());
+        }
     }
     let stop = stop_on_ctrl_c();
     let empty = if a.keep_empty_classes { EmptyClasses::Keep } else { EmptyClasses::LeaveOut };
@@ -224,26 +240,32 @@ fn main() -> anyhow::Result<ExitCode> {
         train.lr,
         train.precision
     );
+    if let Some(folds) = a.folds {
+        let cv = CrossValidation::new(model, train, folds)?
+            .with_tta(a.tta)
+            .stop_flag(stop)
+            .on_epoch(|fold, e| println!("fold {fold} {}", epoch_line(e)))
+            .run(set, &pre, &a.out)?;
+        for s in &cv.scores {
+            println!(
+                "fold {}: top-1 {:.3}, top-5 {:.3}, macro F1 {:.3} ({} photos held out, {} trained on, {:.0} s)",
+                s.fold,
+                s.scores.top1,
+                s.scores.top5,
+                s.scores.macro_f1,
+                s.validation_images,
+                s.training_images,
+                s.train_seconds
+            );
+        }
+        println!("cross-validation: {cv}; {}", cv.json_path().display());
+        return Ok(exit::interrupted_if(!cv.complete));
+    }
     let report = Trainer::new(model, train.clone())?
         .resume(!a.no_resume)
         .allow_changed_settings(a.allow_changed_settings)
         .stop_flag(stop)
-        .on_epoch(|e| {
-            println!(
-                "epoch {:3} @{} loss {:.4} acc {:.3} | val loss {} top1 {} top5 {} | lr {:.2e} | {:.1}s, {:.1} img/s, data wait {:.1}%",
-                e.epoch,
-                e.input_size,
-                e.train_loss,
-                e.train_acc,
-                e.val_loss.map_or("-".into(), |v| format!("{v:.4}")),
-                e.val_top1.map_or("-".into(), |v| format!("{v:.3}")),
-                e.val_top5.map_or("-".into(), |v| format!("{v:.3}")),
-                e.lr,
-                e.seconds,
-                e.images_per_sec,
-                100.0 * e.data_wait
-            )
-        })
+        .on_epoch(|e| println!("{}", epoch_line(e)))
         .run(set.clone(), &pre, &a.out)?;
     println!(
         "{:?} after {} epochs in {:.0} s ({} parameters); best epoch {} (val top-1 {})",
@@ -269,7 +291,28 @@ fn main() -> anyhow::Result<ExitCode> {
             files.metrics.display()
         );
     }
+    if let Some(held_out) = Classifier::load(&a.out).ok().and_then(|c| c.spec().validation) {
+        println!("held out: {held_out}");
+    }
     println!("model directory: {}", a.out.display());
     // Exit 130 after Ctrl-C: the checkpoint is saved, a re-run resumes.
     Ok(exit::interrupted_if(report.stop == StopReason::Interrupted))
+}
+
+/// One epoch's figures, as each line of the log shows them.
+fn epoch_line(e: &EpochStats) -> String {
+    format!(
+        "epoch {:3} @{} loss {:.4} acc {:.3} | val loss {} top1 {} top5 {} | lr {:.2e} | {:.1}s, {:.1} img/s, data wait {:.1}%",
+        e.epoch,
+        e.input_size,
+        e.train_loss,
+        e.train_acc,
+        e.val_loss.map_or("-".into(), |v| format!("{v:.4}")),
+        e.val_top1.map_or("-".into(), |v| format!("{v:.3}")),
+        e.val_top5.map_or("-".into(), |v| format!("{v:.3}")),
+        e.lr,
+        e.seconds,
+        e.images_per_sec,
+        100.0 * e.data_wait
+    )
 }

@@ -123,6 +123,15 @@ impl<'de> Deserialize<'de> for ClassIndex {
     }
 }
 
+/// Class ids of one row of scores, best first; equal scores in class-id
+/// order (stable sort: ties keep the lower id first). Every top-1/top-k
+/// figure of the workspace ranks with this.
+pub fn ranking(scores: &[f32]) -> Vec<usize> {
+    let mut ids: Vec<usize> = (0..scores.len()).collect();
+    ids.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    ids
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -73,7 +73,7 @@ mod verify;
 pub use cache::{
     CacheOutcome, CachedSet, EmptyClasses, fingerprint, load_cache, load_or_build, prepare_folder, save_cache,
 };
-pub use class_index::ClassIndex;
+pub use class_index::{ClassIndex, ranking};
 pub use count::{ClassTable, TreeCount, count_tree};
 pub use decode::{DecodeLimits, Problem, ProblemKind, decode_rgb};
 pub use edges::{CannyScratch, EdgeMap, canny, canny_into};
@@ -96,7 +96,7 @@ pub use similar::{
 };
 pub use split::{
     SmallClassPolicy, SplitConfig, SplitIndices, SplitRatios, SplitReport, TransferMode, split_folder,
-    stratified_group_split, stratified_split,
+    stratified_group_folds, stratified_group_split, stratified_split,
 };
 pub use stop::StopFlag;
 pub use verify::{

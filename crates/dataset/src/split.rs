@@ -68,6 +68,17 @@ impl SplitRatios {
         Self::new([("train", train), ("val", val), ("test", test)])
     }
 
+    /// `fold-1` ... `fold-k`, each 1/k: the folds of k-fold
+    /// cross-validation (2 to 100 folds).
+    pub fn folds(k: usize) -> Result<Self> {
+        if !(2..=100).contains(&k) {
+            return Err(Error::InvalidRatios {
+                reason: format!("{k} folds: cross-validation needs 2 to 100"),
+            });
+        }
+        Self::new((1..=k).map(|i| (format!("fold-{i}"), 1.0 / k as f64)))
+    }
+
     /// The split names, in order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.parts.iter().map(|p| p.0.as_str())
@@ -184,7 +195,24 @@ pub fn stratified_group_split(
     seed: u64,
     policy: SmallClassPolicy,
 ) -> Result<SplitIndices> {
-    stratified_group_split_named(labels, groups, ratios, seed, policy, &|c| format!("class {c}"))
+    stratified_group_split_named(labels, groups, ratios, seed, policy, false, &|c| format!("class {c}"))
+}
+
+/// The `folds` folds of k-fold cross-validation (`fold-1` ... `fold-k`):
+/// [`stratified_group_split`] into equal shares, except that the folds a
+/// class's leftover items go to rotate with the class, so the folds are as
+/// large as each other (not the first ones larger in every class). Classes
+/// too small for every fold are warned about.
+pub fn stratified_group_folds(
+    labels: &[usize],
+    groups: &[usize],
+    folds: usize,
+    seed: u64,
+) -> Result<SplitIndices> {
+    let ratios = SplitRatios::folds(folds)?;
+    stratified_group_split_named(labels, groups, &ratios, seed, SmallClassPolicy::Warn, true, &|c| {
+        format!("class {c}")
+    })
 }
 
 fn stratified_group_split_named(
@@ -193,6 +221,7 @@ fn stratified_group_split_named(
     ratios: &SplitRatios,
     seed: u64,
     policy: SmallClassPolicy,
+    rotate_leftovers: bool,
     name: &dyn Fn(usize) -> String,
 ) -> Result<SplitIndices> {
     if groups.len() != labels.len() {
@@ -221,7 +250,12 @@ fn stratified_group_split_named(
             continue;
         }
         let items: usize = class_units.iter().map(|u| u.len()).sum();
-        let (counts, enough) = ratios.allocate(items);
+        let (mut counts, enough) = ratios.allocate(items);
+        if rotate_leftovers {
+            // Equal shares: any rotation of the counts is as exact.
+            let turns = class % counts.len();
+            counts.rotate_right(turns);
+        }
         if !enough || class_units.len() < needed {
             match policy {
                 SmallClassPolicy::Error => {
@@ -404,10 +438,15 @@ fn plan_split(folder: &ImageFolder, out: &Path, cfg: &SplitConfig) -> Result<Spl
     let labels: Vec<usize> = items.iter().map(|&i| folder.files[i].class).collect();
     let item_groups: Vec<usize> = items.iter().map(|&i| groups[i]).collect();
     let names = folder.classes.names();
-    let idx =
-        stratified_group_split_named(&labels, &item_groups, &cfg.ratios, cfg.seed, cfg.small_class, &|c| {
-            names.get(c).cloned().unwrap_or_default()
-        })?;
+    let idx = stratified_group_split_named(
+        &labels,
+        &item_groups,
+        &cfg.ratios,
+        cfg.seed,
+        cfg.small_class,
+        false,
+        &|c| names.get(c).cloned().unwrap_or_default(),
+    )?;
     let relative = |i: usize| {
         let f = &folder.files[i];
         PathBuf::from(&names[f.class]).join(f.path.file_name().unwrap_or_default())
@@ -760,6 +799,37 @@ mod tests {
             let (a, b) = (2 * pair, 2 * pair + 1);
             assert_eq!(s.splits[1].contains(&a), s.splits[1].contains(&b));
         }
+    }
+
+    #[test]
+    fn folds_cover_every_item_once_keep_groups_whole_and_are_balanced() {
+        // 12 classes of 33 items (33 = 5 x 6 + 3: three leftovers each),
+        // items 3k and 3k+1 near-duplicates.
+        let labels: Vec<usize> = (0..12 * 33).map(|i| i / 33).collect();
+        let groups: Vec<usize> = (0..labels.len()).map(|i| if i % 3 == 2 { i } else { i - i % 3 }).collect();
+        let f = stratified_group_folds(&labels, &groups, 5, 7).unwrap();
+        assert_eq!(f.splits.len(), 5);
+        let mut all: Vec<usize> = f.splits.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..labels.len()).collect::<Vec<_>>());
+        let fold_of = |i: usize| f.splits.iter().position(|s| s.contains(&i)).unwrap();
+        for i in (0..labels.len()).step_by(3) {
+            assert_eq!(fold_of(i), fold_of(i + 1), "a near-duplicate pair spans two folds");
+        }
+        // Stratified: every class has 6 or 7 items in every fold, give or
+        // take the pairs; the leftovers rotate, so fold sizes stay within 4.
+        for fold in &f.splits {
+            for class in 0..12 {
+                let n = fold.iter().filter(|&&i| labels[i] == class).count();
+                assert!((5..=8).contains(&n), "class {class}: {n} items in a fold");
+            }
+        }
+        let sizes: Vec<usize> = f.splits.iter().map(Vec::len).collect();
+        let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+        assert!(max - min <= 4, "fold sizes {sizes:?}");
+        assert_eq!(f, stratified_group_folds(&labels, &groups, 5, 7).unwrap());
+        assert_ne!(f, stratified_group_folds(&labels, &groups, 5, 8).unwrap());
+        assert!(stratified_group_folds(&labels, &groups, 1, 7).is_err());
     }
 
     #[test]

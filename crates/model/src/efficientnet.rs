@@ -9,6 +9,7 @@ use tch::{Kind, Tensor};
 
 use crate::error::{Error, Result};
 use crate::layers::{Conv, Dense, Norm, relu6};
+use crate::onnx::{OnnxGraph, Value};
 use crate::pretrained::PretrainedWeights;
 
 /// TensorFlow's batch-norm epsilon.
@@ -176,6 +177,22 @@ impl MbConv {
         }
         if train && self.drop_connect > 0.0 { drop_connect(&h, self.drop_connect) + x } else { h + x }
     }
+
+    fn to_onnx(&self, g: &mut OnnxGraph, x: &Value) -> Result<Value> {
+        let h = match &self.expand {
+            Some((conv, bn)) => {
+                let y = conv.to_onnx(g, x, Some(bn))?;
+                g.relu6(&y)?
+            }
+            None => x.clone(),
+        };
+        let h = {
+            let y = self.depthwise.to_onnx(g, &h, Some(&self.bn1))?;
+            g.relu6(&y)?
+        };
+        let h = self.project.to_onnx(g, &h, Some(&self.bn2))?;
+        Ok(if self.residual { g.add(&h, x) } else { h })
+    }
 }
 
 impl MbConv {
@@ -302,6 +319,23 @@ impl EfficientNetLite {
 
     /// How deep a variable sits, from 0 (the stem) to 1 (the 1x1 head
     /// convolution); `None` for the classifier, which is not pretrained.
+    /// The inference pass as ONNX nodes on `x`; returns the logits.
+    pub(crate) fn to_onnx(&self, g: &mut OnnxGraph, x: &Value) -> Result<Value> {
+        let mut x = {
+            let y = self.stem.to_onnx(g, x, Some(&self.bn0))?;
+            g.relu6(&y)?
+        };
+        for b in &self.blocks {
+            x = b.to_onnx(g, &x)?;
+        }
+        let x = {
+            let y = self.head.to_onnx(g, &x, Some(&self.bn1))?;
+            g.relu6(&y)?
+        };
+        let features = g.global_average_pool(&x);
+        self.fc.to_onnx(g, &features)
+    }
+
     pub(crate) fn depth_of(&self, name: &str) -> Option<f64> {
         let last = STAGES.len() as f64 + 1.0;
         let position = if name.starts_with("_conv_stem.") || name.starts_with("_bn0.") {

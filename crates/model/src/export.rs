@@ -1,7 +1,9 @@
-//! Export a trained model for use without this project: a TorchScript
-//! module (traced through libtorch, loadable by `torch.jit.load`, C++
-//! `torch::jit::load` and tch's `CModule`) and a JSON file beside it with
-//! the classes and how photographs become the module's input.
+//! Export a trained model for use without this project: an ONNX model
+//! (for onnxruntime, tract, the `gemstones-predict` crate, any ONNX
+//! runtime: no libtorch at the receiving end), a TorchScript module (traced
+//! through libtorch, loadable by `torch.jit.load`, C++ `torch::jit::load`
+//! and tch's `CModule`), and a JSON file beside them with the classes and
+//! how photographs become the models' input.
 use std::path::{Path, PathBuf};
 
 use gemstones_augment::Normalize;
@@ -11,14 +13,22 @@ use tch::{CModule, Kind, Tensor};
 
 use crate::classifier::Classifier;
 use crate::error::{Error, Result};
-use crate::modeldir::write_json;
-use crate::nets::{ModelConfig, Precision};
+use crate::modeldir::{write_atomic, write_json};
+use crate::nets::{ModelConfig, Net, Precision};
+use crate::onnx::OnnxGraph;
+
+/// Name of the ONNX model's input.
+pub const ONNX_INPUT: &str = "image";
+/// Name of the ONNX model's output.
+pub const ONNX_OUTPUT: &str = "logits";
 
 /// Current [`ExportInfo::format`].
 pub const EXPORT_FORMAT: u32 = 1;
 
 /// File name of the TorchScript module in an export folder.
 pub const EXPORT_MODULE: &str = "model.pt";
+/// File name of the ONNX model in an export folder.
+pub const EXPORT_ONNX: &str = "model.onnx";
 /// File name of the [`ExportInfo`] in an export folder.
 pub const EXPORT_INFO: &str = "model.json";
 
@@ -48,6 +58,11 @@ pub struct ExportInfo {
     pub format: u32,
     /// The TorchScript file, relative to this file.
     pub module: String,
+    /// The ONNX file, relative to this file: the same input and output,
+    /// opset [`ONNX_OPSET`](crate::ONNX_OPSET), float32, the batch
+    /// dimension `N` free; absent from exports written before it existed.
+    #[serde(default)]
+    pub onnx: Option<String>,
     /// The classes, in the order of the module's outputs.
     pub classes: Vec<String>,
     /// The module's input.
@@ -80,6 +95,8 @@ pub struct ExportInfo {
 pub struct ExportFiles {
     /// The TorchScript module.
     pub module: PathBuf,
+    /// The ONNX model.
+    pub onnx: PathBuf,
     /// Its [`ExportInfo`].
     pub info: PathBuf,
     /// The folder already held this very export (same weights and
@@ -88,10 +105,12 @@ pub struct ExportFiles {
 }
 
 impl Classifier {
-    /// Write the model as TorchScript (`dir/model.pt`, batch norms folded,
-    /// normalisation inside) and its [`ExportInfo`] (`dir/model.json`),
-    /// both atomically. The module gives the logits this classifier's
-    /// probabilities are the softmax of (without test-time augmentation).
+    /// Write the model as ONNX (`dir/model.onnx`: batch norms folded into
+    /// the convolutions, normalisation inside, float32 whatever precision
+    /// it trained in, any batch size), as TorchScript (`dir/model.pt`) and
+    /// its [`ExportInfo`] (`dir/model.json`), each atomically. Both models
+    /// give the logits this classifier's probabilities are the softmax of
+    /// (without test-time augmentation).
     ///
     /// A folder that already holds this export is left as it is
     /// ([`ExportFiles::unchanged`]); one that holds another model's export,
@@ -99,14 +118,19 @@ impl Classifier {
     /// ([`Error::OutputInUse`]) before anything is written.
     pub fn export(&self, dir: &Path) -> Result<ExportFiles> {
         let info = self.export_info()?;
-        let mut files =
-            ExportFiles { module: dir.join(EXPORT_MODULE), info: dir.join(EXPORT_INFO), unchanged: false };
+        let mut files = ExportFiles {
+            module: dir.join(EXPORT_MODULE),
+            onnx: dir.join(EXPORT_ONNX),
+            info: dir.join(EXPORT_INFO),
+            unchanged: false,
+        };
         if export_present(dir, &files, &info)? {
             files.unchanged = true;
             return Ok(files);
         }
         let module = self.traced_module()?;
         fsutil::write_atomic_by(&files.module, |tmp| module.save(tmp).map_err(std::io::Error::other))?;
+        write_atomic(&files.onnx, &self.onnx_model()?)?;
         write_json(&files.info, &info)?;
         Ok(files)
     }
@@ -133,12 +157,41 @@ impl Classifier {
         })
     }
 
+    /// The inference graph as a serialised ONNX model: the network rebuilt
+    /// in float32 from this classifier's weights, batch norms folded as it
+    /// is written, `(x - mean) / std` first.
+    pub(crate) fn onnx_model(&self) -> Result<Vec<u8>> {
+        let spec = self.spec();
+        let mut vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        let net = {
+            // Its initial weights are replaced at once; drawn under the lock
+            // so a training in this process keeps its random stream.
+            let _rng = crate::device::torch_rng_lock();
+            Net::new(&vs.root(), &spec.model, self.classes().len(), Precision::F32)?
+        };
+        vs.copy(self.var_store())?;
+        let side = i64::from(spec.model.input_size());
+        let mut g = OnnxGraph::default();
+        let image = g.input(ONNX_INPUT, 3, side, side);
+        let x = g.normalize(&image, spec.normalize.mean, spec.normalize.std)?;
+        let logits = net.to_onnx(&mut g, &x)?;
+        let doc = format!(
+            "{} gem classifier, {} classes; input {ONNX_INPUT}: N x 3 x {side} x {side} float32 RGB in [0, 1]; \
+             output {ONNX_OUTPUT}: N x {} logits (see model.json)",
+            spec.model.name(),
+            spec.classes.len(),
+            spec.classes.len()
+        );
+        Ok(g.finish(&logits, ONNX_OUTPUT, &doc))
+    }
+
     fn export_info(&self) -> Result<ExportInfo> {
         let spec = self.spec();
         let side = spec.model.input_size();
         Ok(ExportInfo {
             format: EXPORT_FORMAT,
             module: EXPORT_MODULE.into(),
+            onnx: Some(EXPORT_ONNX.into()),
             classes: spec.classes.clone(),
             input: ExportInput {
                 width: side,
@@ -183,11 +236,12 @@ fn export_present(dir: &Path, files: &ExportFiles, info: &ExportInfo) -> Result<
         return Err(in_use(dir, "is a file, not a folder: export into a folder"));
     }
     let (has_module, has_info) = (files.module.exists(), files.info.exists());
-    if !has_module && !has_info {
+    if !has_module && !has_info && !files.onnx.exists() {
         return Ok(false);
     }
     let same = has_module
         && has_info
+        && files.onnx.exists()
         && std::fs::read(&files.info)
             .ok()
             .and_then(|b| serde_json::from_slice::<ExportInfo>(&b).ok())
@@ -197,6 +251,7 @@ fn export_present(dir: &Path, files: &ExportFiles, info: &ExportInfo) -> Result<
     }
     Err(in_use(
         dir,
-        "holds another model's export (model.pt, model.json): export into another folder or remove it",
+        "holds another model's export (model.onnx, model.pt, model.json), or an older or partial one: \
+         export into another folder or remove it",
     ))
 }

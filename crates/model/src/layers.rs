@@ -1,7 +1,10 @@
 //! Layers that follow their input's precision (f32, or bf16 with f32 master
 //! weights) and Keras' or He's initialisers.
-use tch::Tensor;
 use tch::nn::{self, Init};
+use tch::{Kind, Tensor};
+
+use crate::error::Result;
+use crate::onnx::{OnnxGraph, Value};
 
 /// Keras' `glorot_uniform`: U(-b, b), b = sqrt(6 / (fan_in + fan_out)).
 pub(crate) fn glorot_uniform(fan_in: i64, fan_out: i64) -> Init {
@@ -95,6 +98,36 @@ impl Conv {
         self.folded = true;
     }
 
+    /// This convolution, with the batch norm after it (if any) folded in,
+    /// as an ONNX node on `x`, in float32.
+    pub(crate) fn to_onnx(&self, g: &mut OnnxGraph, x: &Value, norm: Option<&Norm>) -> Result<Value> {
+        let (weight, bias) = tch::no_grad(|| -> Result<(Tensor, Option<Tensor>)> {
+            let w = self.ws.f_to_kind(Kind::Float)?;
+            let b = self.bs.as_ref().map(|b| b.f_to_kind(Kind::Float)).transpose()?;
+            Ok(match norm {
+                Some(n) if !n.folded => {
+                    let (scale, shift) = n.inference_affine();
+                    let w = w.f_mul(&scale.f_view([-1, 1, 1, 1])?)?;
+                    let b = match b {
+                        Some(b) => b.f_mul(&scale)?.f_add(&shift)?,
+                        None => shift,
+                    };
+                    (w, Some(b))
+                }
+                _ => (w, b),
+            })
+        })?;
+        let pads = match self.padding {
+            Padding::Half => [self.k / 2; 4],
+            Padding::TfSame => {
+                let (top, bottom) = tf_same_padding(x.height, self.k, self.stride);
+                let (left, right) = tf_same_padding(x.width, self.k, self.stride);
+                [top, left, bottom, right]
+            }
+        };
+        g.conv(x, &weight, bias.as_ref(), self.stride, pads, self.groups)
+    }
+
     pub(crate) fn forward(&self, x: &Tensor) -> Tensor {
         let b = self.bs.as_ref().map(|b| like(b, x));
         let w = like(&self.ws, x);
@@ -165,6 +198,11 @@ impl Dense {
 
     pub(crate) fn forward(&self, x: &Tensor) -> Tensor {
         x.linear(&like(&self.ws, x), Some(&like(&self.bs, x)))
+    }
+
+    /// This layer as an ONNX node on `x`.
+    pub(crate) fn to_onnx(&self, g: &mut OnnxGraph, x: &Value) -> Result<Value> {
+        g.dense(x, &self.ws, &self.bs)
     }
 }
 

@@ -11,6 +11,9 @@
 //!   clipping, early stopping, [`ProgressiveResize`]), augmenting the next batches on a background
 //!   thread, writing checkpoints, history and curves into a [`ModelDir`],
 //!   resuming from the last checkpoint, stopping cleanly on a [`StopFlag`].
+//! - [`CrossValidation`] scores a recipe by k-fold cross-validation
+//!   (stratified, near-duplicate-aware folds; mean and standard deviation
+//!   of top-1, top-5 and macro F1), resumable fold by fold.
 //! - [`evaluate`] measures a [`Classifier`] (top-1, top-5, per-class F1,
 //!   confusion matrix, misclassified stones, highest losses),
 //!   [`Evaluation::interpret`] reads it (most-confused pairs, confusable
@@ -53,6 +56,7 @@ pub struct ReadmeDoctests;
 // Modules in dependency order: each uses only those above it.
 mod checkpoint;
 mod classifier;
+mod crossval;
 mod device;
 mod efficientnet;
 mod error;
@@ -67,6 +71,7 @@ mod loader;
 mod metrics;
 mod modeldir;
 mod nets;
+mod onnx;
 mod optim;
 mod plots;
 mod pretrained;
@@ -78,21 +83,26 @@ mod train;
 pub use tch;
 
 pub use classifier::{Classifier, Prediction};
+pub use crossval::{CrossValReport, CrossValidation, FoldScore, Scores};
 pub use device::best_device;
 pub use efficientnet::EfficientNetLiteConfig;
 pub use error::{Error, Result};
 pub use eval::{ClassMetrics, Evaluation, ImageLoss, Misclassified, TOP_LOSSES_KEPT, evaluate};
 pub use eval_files::EvalFiles;
-pub use export::{EXPORT_FORMAT, EXPORT_INFO, EXPORT_MODULE, ExportFiles, ExportInfo, ExportInput};
+pub use export::{
+    EXPORT_FORMAT, EXPORT_INFO, EXPORT_MODULE, EXPORT_ONNX, ExportFiles, ExportInfo, ExportInput, ONNX_INPUT,
+    ONNX_OUTPUT,
+};
 pub use history::EpochStats;
 pub use interpret::{ConfusableFamily, ConfusedPair, DEFAULT_MIN_CONFUSED, Interpretation};
-pub use modeldir::{ModelDir, ModelSpec, SPEC_FORMAT};
+pub use modeldir::{HeldOut, ModelDir, ModelSpec, SPEC_FORMAT};
 pub use nets::{ModelConfig, Net, Precision, ResNetConfig, TutorialCnnConfig};
+pub use onnx::ONNX_OPSET;
 pub use optim::{OptimizerConfig, OptimizerKind, Schedule};
 pub use pretrained::PretrainedWeights;
 pub use train::{
-    EarlyStopping, FineTune, ProgressiveResize, StopFlag, StopReason, TrainConfig, TrainReport, Trainer,
-    split_indices,
+    CrossValFold, EarlyStopping, FineTune, KeptWeights, ProgressiveResize, StopFlag, StopReason, TrainConfig,
+    TrainReport, Trainer, split_indices,
 };
 
 /// Not part of the API: helpers the workspace's own benchmarks and tests

@@ -1,15 +1,9 @@
 //! The one ranking of a row of scores, and top-k accuracy from it.
 
-/// Class ids of one row of scores, best first; equal scores in class-id
-/// order. The one ranking behind every top-1/top-k figure (validation
-/// during training, `evaluate`, `Classifier::top_k`), so they cannot
-/// disagree on ties.
-pub(crate) fn ranking(row: &[f32]) -> Vec<usize> {
-    let mut ids: Vec<usize> = (0..row.len()).collect();
-    // Stable: ties keep the lower id first.
-    ids.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
-    ids
-}
+/// The one ranking behind every top-1/top-k figure (validation during
+/// training, `evaluate`, `Classifier::top_k`, and the libtorch-free
+/// predictor), so they cannot disagree on ties.
+pub(crate) use gemstones_dataset::ranking;
 
 /// Top-1 and top-5 accuracy of rows of scores against labels.
 pub(crate) fn topk_accuracy(rows: &[Vec<f32>], labels: &[i64]) -> (f64, f64) {

@@ -5,7 +5,8 @@
 //! model/
 //!   config.json          what the model is and how its inputs are made
 //!   classes.json         the class index
-//!   best.safetensors     weights of the epoch with the lowest validation loss
+//!   best.safetensors     the kept weights: the epoch with the lowest validation
+//!                        loss, or the last (no validation; `KeptWeights`)
 //!   last/                the latest checkpoint, replaced as a whole:
 //!     weights.safetensors, optimizer.safetensors, state.json
 //!   history.json, history.csv, curves.png
@@ -38,6 +39,73 @@ pub struct ModelSpec {
     pub classes: Vec<String>,
     /// The training augmentation (for the record).
     pub augment: AugmentConfig,
+    /// The photos held out to validate while training (absent from files
+    /// written before this was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<HeldOut>,
+}
+
+/// What a training held out for validation, as `config.json` records it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "held_out")]
+pub enum HeldOut {
+    /// A stratified share of the photos.
+    Share {
+        /// The share.
+        fraction: f64,
+        /// Photos trained on.
+        training_images: usize,
+        /// Photos validated on.
+        validation_images: usize,
+    },
+    /// One fold of k-fold cross-validation.
+    CrossValFold {
+        /// Which fold, from 1.
+        fold: usize,
+        /// Of how many.
+        folds: usize,
+        /// Photos trained on.
+        training_images: usize,
+        /// Photos validated on.
+        validation_images: usize,
+    },
+    /// Nothing: a final fit on every photo, no validation split; the
+    /// weights are the last epoch's.
+    Nothing {
+        /// Photos trained on.
+        training_images: usize,
+    },
+}
+
+impl HeldOut {
+    /// Photos validated on (0 for a final fit).
+    pub fn validation_images(&self) -> usize {
+        match *self {
+            Self::Share { validation_images, .. } | Self::CrossValFold { validation_images, .. } => {
+                validation_images
+            }
+            Self::Nothing { .. } => 0,
+        }
+    }
+}
+
+impl std::fmt::Display for HeldOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Self::Share { fraction, training_images, validation_images } => write!(
+                f,
+                "{training_images} photos trained on, {validation_images} ({:.0} %) held out for validation",
+                100.0 * fraction
+            ),
+            Self::CrossValFold { fold, folds, training_images, validation_images } => write!(
+                f,
+                "{training_images} photos trained on, fold {fold} of {folds} ({validation_images} photos) held out"
+            ),
+            Self::Nothing { training_images } => {
+                write!(f, "final fit: all {training_images} photos trained on, no validation split")
+            }
+        }
+    }
 }
 
 /// Current [`ModelSpec::format`].

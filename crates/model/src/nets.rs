@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::layers::{Conv, ConvInit, Dense, Norm};
 #[cfg(test)]
 use crate::layers::{channels_last, to_channels_last};
+use crate::onnx::{OnnxGraph, Value, Window};
 use crate::pretrained::PretrainedWeights;
 
 /// The tutorial's VGG-like CNN.
@@ -280,6 +281,26 @@ impl TutorialCnn {
         let x = x.flatten(1, -1).dropout(self.dropout, train);
         self.fc2.forward(&relu(self.fc1.forward(&x)))
     }
+
+    fn to_onnx(&self, g: &mut OnnxGraph, x: &Value) -> Result<Value> {
+        let mut x = x.clone();
+        let halve = Window { kernel: 2, stride: 2, pad: 0 };
+        for (i, conv) in self.convs.iter().enumerate() {
+            x = {
+                let y = conv.to_onnx(g, &x, None)?;
+                g.relu(&y)
+            };
+            // tch's avg_pool2d_default divides by 1 (a sum of the window),
+            // and the trained weights expect it.
+            x = if i == 3 { g.sum_pool(&x, halve)? } else { g.max_pool(&x, halve) };
+        }
+        let x = g.flatten(&x);
+        let hidden = {
+            let y = self.fc1.to_onnx(g, &x)?;
+            g.relu(&y)
+        };
+        self.fc2.to_onnx(g, &hidden)
+    }
 }
 
 #[derive(Debug)]
@@ -298,6 +319,10 @@ impl ConvBn {
 
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
         self.bn.forward(&self.conv.forward(x), train)
+    }
+
+    fn to_onnx(&self, g: &mut OnnxGraph, x: &Value) -> Result<Value> {
+        self.conv.to_onnx(g, x, Some(&self.bn))
     }
 }
 
@@ -336,6 +361,28 @@ impl Block {
             }
         };
         relu(y + id)
+    }
+
+    fn to_onnx(&self, g: &mut OnnxGraph, x: &Value) -> Result<Value> {
+        let a = {
+            let y = self.a.to_onnx(g, x)?;
+            g.relu(&y)
+        };
+        let y = self.b.to_onnx(g, &a)?;
+        let id = match &self.shortcut {
+            None => x.clone(),
+            Some(s) => {
+                let pooled = if self.stride > 1 {
+                    let w = Window { kernel: self.stride, stride: self.stride, pad: 0 };
+                    g.average_pool(x, w, true)
+                } else {
+                    x.clone()
+                };
+                s.to_onnx(g, &pooled)?
+            }
+        };
+        let sum = g.add(&y, &id);
+        Ok(g.relu(&sum))
     }
 }
 
@@ -389,6 +436,22 @@ impl ResNet {
         }
         let x = x.adaptive_avg_pool2d([1, 1]).flatten(1, -1).dropout(self.dropout, train);
         self.fc.forward(&x)
+    }
+
+    fn to_onnx(&self, g: &mut OnnxGraph, x: &Value) -> Result<Value> {
+        let mut x = x.clone();
+        for s in &self.stem {
+            x = {
+                let y = s.to_onnx(g, &x)?;
+                g.relu(&y)
+            };
+        }
+        x = g.max_pool(&x, Window { kernel: 3, stride: 2, pad: 1 });
+        for b in &self.blocks {
+            x = b.to_onnx(g, &x)?;
+        }
+        let features = g.global_average_pool(&x);
+        self.fc.to_onnx(g, &features)
     }
 }
 
@@ -500,6 +563,17 @@ impl Net {
         match &self.body {
             Body::EfficientnetLite(n) => n.depth_of(name),
             _ => None,
+        }
+    }
+
+    /// The inference pass (no dropout, batch norms folded into the
+    /// convolutions, float32) as ONNX nodes on `x`, `N x 3 x H x W`;
+    /// returns the logits.
+    pub(crate) fn to_onnx(&self, g: &mut OnnxGraph, x: &Value) -> Result<Value> {
+        match &self.body {
+            Body::Tutorial(n) => n.to_onnx(g, x),
+            Body::Resnet(n) => n.to_onnx(g, x),
+            Body::EfficientnetLite(n) => n.to_onnx(g, x),
         }
     }
 

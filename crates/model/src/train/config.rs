@@ -106,6 +106,36 @@ impl FineTune {
     }
 }
 
+/// One fold of k-fold cross-validation: the validation images are the
+/// `fold`-th of `folds` stratified, near-duplicate-aware folds of the set
+/// (seeded by the training seed), the training images all the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrossValFold {
+    /// Which fold is held out, from 1.
+    pub fold: usize,
+    /// How many folds (2 to 100; 5 is the usual choice).
+    pub folds: usize,
+}
+
+/// Which weights a training keeps as the model (`best.safetensors`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeptWeights {
+    /// The epoch with the lowest validation loss (Keras'
+    /// `save_best_only`); without validation images, the last epoch.
+    #[default]
+    BestValidation,
+    /// The last epoch, whatever validation says: a cross-validation fold
+    /// scores the recipe, not an epoch chosen on the fold it is scored on.
+    LastEpoch,
+}
+
+impl KeptWeights {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// How to train.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -140,6 +170,14 @@ pub struct TrainConfig {
     /// validation split, so validation never scores a copy of a training
     /// image; `None`: image by image (the tutorial's way).
     pub near_duplicates: Option<u32>,
+    /// Validate on one fold of k-fold cross-validation instead of a
+    /// `val_fraction` share (which must then be 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cross_val: Option<CrossValFold>,
+    /// The weights kept as the model: the best epoch on validation, or the
+    /// last.
+    #[serde(skip_serializing_if = "KeptWeights::is_default")]
+    pub kept_weights: KeptWeights,
     /// Seed of the split, the data order, the augmentation, the initial
     /// weights and dropout.
     pub seed: u64,
@@ -188,6 +226,8 @@ impl TrainConfig {
             normalize: Normalize::default(),
             val_fraction: 0.2,
             near_duplicates: Some(gemstones_dataset::DEFAULT_MAX_DISTANCE),
+            cross_val: None,
+            kept_weights: KeptWeights::BestValidation,
             seed: 1337,
             precision: Precision::Bf16,
             threads: None,
@@ -235,6 +275,20 @@ impl TrainConfig {
         }
         if !(0.0..0.9).contains(&self.val_fraction) {
             return bad(format!("val_fraction must be within 0..0.9, got {}", self.val_fraction));
+        }
+        if let Some(f) = self.cross_val {
+            if !(2..=100).contains(&f.folds) || !(1..=f.folds).contains(&f.fold) {
+                return bad(format!(
+                    "cross_val: fold {} of {} (2 to 100 folds, fold from 1)",
+                    f.fold, f.folds
+                ));
+            }
+            if self.val_fraction > 0.0 {
+                return bad(format!(
+                    "cross_val and val_fraction ({}) both choose validation images: set val_fraction to 0",
+                    self.val_fraction
+                ));
+            }
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
             return bad("label_smoothing must be within 0..1".into());

@@ -21,7 +21,8 @@ mod session;
 mod state;
 mod validation;
 
-pub use config::{EarlyStopping, FineTune, ProgressiveResize, TrainConfig};
+pub use config::{CrossValFold, EarlyStopping, FineTune, KeptWeights, ProgressiveResize, TrainConfig};
+pub(crate) use resume::differences;
 pub use validation::split_indices;
 
 use crate::checkpoint;
@@ -29,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::history::EpochStats;
 use crate::layers::to_channels_last;
 use crate::loader::{Loader, LoaderPlan};
-use crate::modeldir::{ModelDir, ModelSpec, SPEC_FORMAT, load_weights, read_json};
+use crate::modeldir::{HeldOut, ModelDir, ModelSpec, SPEC_FORMAT, load_weights, read_json};
 use crate::nets::{ModelConfig, Net, trainable_parameters};
 use crate::optim::Adam;
 use crate::pretrained::PretrainedWeights;
@@ -55,8 +56,8 @@ pub enum StopReason {
 pub struct TrainReport {
     /// One entry per epoch, including epochs of earlier runs when resumed.
     pub history: Vec<EpochStats>,
-    /// Epoch (from 1) with the lowest validation loss, whose weights are in
-    /// `best.safetensors`.
+    /// Epoch (from 1) whose weights are in `best.safetensors`: the lowest
+    /// validation loss, or the last ([`KeptWeights`]).
     pub best_epoch: usize,
     /// Its validation top-1 accuracy.
     pub best_val_top1: Option<f64>,
@@ -170,11 +171,12 @@ impl<'a> Trainer<'a> {
             });
         }
         let mdir = ModelDir::new(dir);
-        let resume_from = self.open_model_dir(&mdir, &set, preprocess)?;
         let (train_idx, val_idx) = split_indices(&set, &self.cfg)?;
         if train_idx.len() < 2 {
             return Err(Error::InvalidConfig { reason: format!("only {} training images", train_idx.len()) });
         }
+        let held_out = self.held_out(train_idx.len(), val_idx.len());
+        let resume_from = self.open_model_dir(&mdir, &set, preprocess, held_out)?;
         let mut session = self.start_session(set.classes().len(), &train_idx, resume_from.as_deref())?;
         let plan = EpochPlan::new(&self.model, &self.cfg, train_idx.len())?;
         let val = ValSet::new(&set, &val_idx, self.model.input_size(), &self.cfg.normalize)?;
@@ -204,6 +206,17 @@ impl<'a> Trainer<'a> {
         })
     }
 
+    /// What this run holds out for validation, for `config.json`.
+    fn held_out(&self, training_images: usize, validation_images: usize) -> HeldOut {
+        match self.cfg.cross_val {
+            Some(f) => {
+                HeldOut::CrossValFold { fold: f.fold, folds: f.folds, training_images, validation_images }
+            }
+            None if validation_images == 0 => HeldOut::Nothing { training_images },
+            None => HeldOut::Share { fraction: self.cfg.val_fraction, training_images, validation_images },
+        }
+    }
+
     /// libtorch's thread count, and a warning when glibc's allocator
     /// cannot be tuned for this thread.
     fn set_up_threads(&self) {
@@ -230,6 +243,7 @@ impl<'a> Trainer<'a> {
         mdir: &ModelDir,
         set: &ImageSet,
         preprocess: &PreprocessConfig,
+        held_out: HeldOut,
     ) -> Result<Option<PathBuf>> {
         let spec = ModelSpec {
             format: SPEC_FORMAT,
@@ -239,6 +253,7 @@ impl<'a> Trainer<'a> {
             normalize: self.cfg.normalize,
             classes: set.classes().names().to_vec(),
             augment: self.cfg.augment.clone(),
+            validation: Some(held_out),
         };
         checkpoint::remove_interrupted_writes(mdir)?;
         let resume_from = mdir.resumable();

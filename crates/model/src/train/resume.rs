@@ -15,28 +15,22 @@ pub(super) const SETTINGS_FREE_ON_RESUME: [&str; 3] = ["threads", "augment_threa
 /// (`epochs` raised) is allowed when nothing depends on the total length:
 /// a constant learning rate and no progressive resizing; it is logged.
 pub(super) fn check_resumable_with(saved: &TrainConfig, new: &TrainConfig, state_file: &Path) -> Result<()> {
-    let as_map = |c: &TrainConfig| match serde_json::to_value(c) {
-        Ok(serde_json::Value::Object(m)) => m,
-        _ => serde_json::Map::new(),
-    };
-    let (old_json, new_json) = (as_map(saved), as_map(new));
     let length_free = new.schedule == Schedule::Constant && new.progressive.is_none();
-    let mut changed = Vec::new();
-    for (key, new_value) in &new_json {
-        let old_value = old_json.get(key).unwrap_or(&serde_json::Value::Null);
-        if old_value == new_value || SETTINGS_FREE_ON_RESUME.contains(&key.as_str()) {
-            continue;
-        }
-        if key == "epochs" && length_free && new.epochs > saved.epochs {
-            tracing::info!(
-                "resuming to {} epochs instead of {}: with a constant learning rate this is the longer run",
-                new.epochs,
-                saved.epochs
-            );
-            continue;
-        }
-        changed.push(format!("{key} {old_value} -> {new_value}"));
-    }
+    let changed: Vec<String> = differences(saved, new)
+        .into_iter()
+        .filter(|(key, _)| {
+            let longer = key == "epochs" && length_free && new.epochs > saved.epochs;
+            if longer {
+                tracing::info!(
+                    "resuming to {} epochs instead of {}: with a constant learning rate this is the longer run",
+                    new.epochs,
+                    saved.epochs
+                );
+            }
+            !longer
+        })
+        .map(|(_, change)| change)
+        .collect();
     if changed.is_empty() {
         return Ok(());
     }
@@ -53,4 +47,24 @@ pub(super) fn check_resumable_with(saved: &TrainConfig, new: &TrainConfig, state
             changed.join(", ")
         ),
     })
+}
+
+/// The settings of `new` that differ from `saved`, leaving out those that
+/// only change speed ([`SETTINGS_FREE_ON_RESUME`]): each as its name and
+/// `name old -> new`.
+pub(crate) fn differences(saved: &TrainConfig, new: &TrainConfig) -> Vec<(String, String)> {
+    let as_map = |c: &TrainConfig| match serde_json::to_value(c) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    let (old_json, new_json) = (as_map(saved), as_map(new));
+    let keys: std::collections::BTreeSet<&String> = old_json.keys().chain(new_json.keys()).collect();
+    keys.into_iter()
+        .filter(|key| !SETTINGS_FREE_ON_RESUME.contains(&key.as_str()))
+        .filter_map(|key| {
+            let old_value = old_json.get(key).unwrap_or(&serde_json::Value::Null);
+            let new_value = new_json.get(key).unwrap_or(&serde_json::Value::Null);
+            (old_value != new_value).then(|| (key.clone(), format!("{key} {old_value} -> {new_value}")))
+        })
+        .collect()
 }

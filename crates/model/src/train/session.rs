@@ -11,7 +11,7 @@ use rand_pcg::Pcg64Mcg;
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Reduction, Tensor};
 
-use super::config::TrainConfig;
+use super::config::{KeptWeights, TrainConfig};
 use super::state::TrainState;
 use super::validation::ValSet;
 use crate::error::{Error, Result};
@@ -147,13 +147,20 @@ impl Session {
         state.batch = 0;
         let monitored = val_loss.unwrap_or(stats.train_loss);
         let min_delta = cfg.early_stopping.map_or(0.0, |e| e.min_delta);
-        if monitored < state.best_val_loss - min_delta {
+        let improved = monitored < state.best_val_loss - min_delta;
+        if improved {
             state.best_val_loss = monitored;
-            state.best_epoch = stats.epoch;
             state.bad_epochs = 0;
-            save_weights(&self.vs, &mdir.best_path())?;
         } else {
             state.bad_epochs += 1;
+        }
+        let keep = match cfg.kept_weights {
+            KeptWeights::BestValidation => improved || val_loss.is_none(),
+            KeptWeights::LastEpoch => true,
+        };
+        if keep {
+            state.best_epoch = stats.epoch;
+            save_weights(&self.vs, &mdir.best_path())?;
         }
         state.history.push(stats.clone());
         Ok(stats)

@@ -1,7 +1,8 @@
 //! The validation images: which they are, and scoring the network on them.
 use gemstones_augment::{AugmentConfig, BatchAugmenter, ImageView, Normalize, Output};
 use gemstones_dataset::{
-    ImageSet, SmallClassPolicy, SplitRatios, group_ids, near_duplicate_groups, stratified_group_split,
+    ImageSet, SmallClassPolicy, SplitRatios, group_ids, near_duplicate_groups, stratified_group_folds,
+    stratified_group_split,
 };
 use tch::{Reduction, Tensor};
 
@@ -9,22 +10,32 @@ use super::config::TrainConfig;
 use crate::error::{Error, Result};
 use crate::nets::{Net, logits_of};
 
-/// The training and validation images of `set` under `cfg`: a stratified
-/// split by `cfg.val_fraction`, seeded by `cfg.seed` (the one [`Trainer`](crate::Trainer)
-/// uses, so an evaluation can find the validation images again).
+/// The training and validation images of `set` under `cfg`: one fold of
+/// `cfg.cross_val` held out, else a stratified split by `cfg.val_fraction`
+/// (none at 0); near-duplicates kept on one side, seeded by `cfg.seed`
+/// (the one [`Trainer`](crate::Trainer) uses, so an evaluation can find the
+/// validation images again).
 pub fn split_indices(set: &ImageSet, cfg: &TrainConfig) -> Result<(Vec<usize>, Vec<usize>)> {
-    if cfg.val_fraction <= 0.0 {
+    if cfg.cross_val.is_none() && cfg.val_fraction <= 0.0 {
         return Ok(((0..set.len()).collect(), Vec::new()));
     }
     let labels: Vec<usize> = set.labels().iter().map(|&l| l as usize).collect();
-    let ratios = SplitRatios::train_val(1.0 - cfg.val_fraction)?;
     let groups = match cfg.near_duplicates {
         Some(d) => group_ids(set.len(), &near_duplicate_groups(set.hashes(), d)),
         None => (0..set.len()).collect(),
     };
-    let split = stratified_group_split(&labels, &groups, &ratios, cfg.seed, SmallClassPolicy::Warn)?;
-    let mut it = split.splits.into_iter();
-    Ok((it.next().unwrap_or_default(), it.next().unwrap_or_default()))
+    let (parts, held_out) = match cfg.cross_val {
+        Some(f) => (stratified_group_folds(&labels, &groups, f.folds, cfg.seed)?.splits, f.fold - 1),
+        None => {
+            let ratios = SplitRatios::train_val(1.0 - cfg.val_fraction)?;
+            (stratified_group_split(&labels, &groups, &ratios, cfg.seed, SmallClassPolicy::Warn)?.splits, 1)
+        }
+    };
+    let val = parts.get(held_out).cloned().unwrap_or_default();
+    let mut train: Vec<usize> =
+        parts.into_iter().enumerate().filter(|(i, _)| *i != held_out).flat_map(|(_, p)| p).collect();
+    train.sort_unstable();
+    Ok((train, val))
 }
 
 pub(super) struct ValSet {

@@ -1,0 +1,86 @@
+//! Top-k gem classes of photographs with an exported model (`model.onnx`
+//! and `model.json`, from the `export` example), without libtorch:
+//!
+//! ```text
+//! cargo run --release -p gemstones-predict --example predict_onnx -- --model export photo.jpg folder/
+//! ```
+//!
+//! Exit codes as `predict`'s: 0 every photo classified, 3 some could not be
+//! read (each is named), 1 none could or the model could not be loaded, 2 a
+//! usage error.
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use gemstones_predict::Predictor;
+
+#[derive(Parser, Debug)]
+#[command(about = "Top-k gem classes of photographs with an exported model (no libtorch)")]
+struct Args {
+    /// Export folder (model.onnx and model.json).
+    #[arg(long)]
+    model: PathBuf,
+    /// Photographs or folders (searched recursively; hidden names skipped).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Classes to show per photograph.
+    #[arg(long, short, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    k: u16,
+    /// Photographs per pass through the network.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    batch: u16,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn collect(p: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if p.is_dir() {
+        let mut entries: Vec<PathBuf> =
+            std::fs::read_dir(p)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        entries.sort();
+        for e in
+            entries.iter().filter(|e| !e.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        {
+            collect(e, out)?;
+        }
+    } else {
+        out.push(p.to_path_buf());
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<ExitCode> {
+    let a = Args::parse();
+    let model = Predictor::load(&a.model)?;
+    let mut files = Vec::new();
+    for i in &a.inputs {
+        collect(i, &mut files)?;
+    }
+    anyhow::ensure!(!files.is_empty(), "no files found in {:?}", a.inputs);
+    let results = model.predict_files(&files, usize::from(a.k), usize::from(a.batch));
+    if a.json {
+        let v: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(p, r)| match r {
+                Ok(preds) => serde_json::json!({ "file": p, "predictions": preds }),
+                Err(e) => serde_json::json!({ "file": p, "error": e.to_string() }),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for (p, r) in &results {
+            match r {
+                Ok(preds) => {
+                    let top: Vec<String> =
+                        preds.iter().map(|x| format!("{} {:.1} %", x.class, 100.0 * x.probability)).collect();
+                    println!("{}\t{}", p.display(), top.join("\t"));
+                }
+                Err(e) => println!("{}\terror: {e}", p.display()),
+            }
+        }
+    }
+    let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+    anyhow::ensure!(failed < results.len(), "none of the {failed} inputs could be classified");
+    Ok(if failed > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,355 @@
+//! # gemstones-predict
+//!
+//! Tell ruby from amethyst from emerald with a model exported by
+//! `gemstones` (`Classifier::export`, or the `export` example): a folder
+//! with `model.onnx` and `model.json`. Pure Rust: the ONNX graph runs on
+//! [tract](https://github.com/sonos/tract), a photograph is prepared with
+//! exactly the functions training used (`gemstones-dataset`'s decode and
+//! crop to the stone, `gemstones-augment`'s resize), and no libtorch or C++
+//! build step is involved.
+//!
+//! ```no_run
+//! use gemstones_predict::Predictor;
+//!
+//! let model = Predictor::load("export".as_ref())?;
+//! for p in model.predict_file("ruby.jpg".as_ref(), 3)? {
+//!     println!("{:>20} {:5.1} %", p.class, 100.0 * p.probability);
+//! }
+//! # Ok::<(), gemstones_predict::Error>(())
+//! ```
+//!
+//! In a dev build, optimise the dependencies (`[profile.dev.package."*"]
+//! opt-level = 3`): unoptimised, tract is tens of times slower.
+#![deny(missing_docs)]
+
+// The crate README's code blocks compile and run as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use gemstones_augment::{AugmentConfig, AugmentParams, BatchAugmenter, ImageView, Normalize, Output};
+use gemstones_dataset::{CropBox, PreprocessConfig, Preprocessor, Problem};
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+use tract_onnx::prelude::{
+    Framework, InferenceModelExt, IntoRunnable, TValue, Tensor, TypedRunnableModel, tvec,
+};
+
+/// What can go wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file of the export folder could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `model.json` is not an export description this crate reads.
+    #[error("{path}: {reason}")]
+    BadDescription {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// tract could not load or run the ONNX model.
+    #[error("{path}: ONNX: {reason}")]
+    Onnx {
+        /// The model file.
+        path: PathBuf,
+        /// tract's message.
+        reason: String,
+    },
+    /// A photograph could not be read or decoded (names the file).
+    #[error("{0}")]
+    Photo(Problem),
+    /// The dataset crate refused (a preprocessing setting).
+    #[error(transparent)]
+    Dataset(#[from] gemstones_dataset::Error),
+    /// The augment crate refused (an input size).
+    #[error(transparent)]
+    Augment(#[from] gemstones_augment::Error),
+}
+
+/// This crate's results.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// The model's input, as `model.json` describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputDescription {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// `"NCHW"`.
+    pub layout: String,
+    /// `"float32"`.
+    pub dtype: String,
+    /// `"RGB"`.
+    pub channels: String,
+    /// `[0, 1]`: pixel value / 255.
+    pub range: [f32; 2],
+}
+
+/// The parts of an export's `model.json` a predictor needs (the file holds
+/// more: the network, the weights' hash).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportDescription {
+    /// Format version (1).
+    pub format: u32,
+    /// The ONNX file, relative to `model.json`.
+    pub onnx: Option<String>,
+    /// The classes, in the order of the model's outputs.
+    pub classes: Vec<String>,
+    /// The model's input.
+    pub input: InputDescription,
+    /// The normalisation the model applies itself (recorded; not applied
+    /// again).
+    pub normalize_inside: Normalize,
+    /// How training prepared each photograph before resizing it to the
+    /// input: the crop to the stone and the side of the cached image.
+    pub preprocess: PreprocessConfig,
+}
+
+/// The export formats this crate reads.
+const FORMATS: [u32; 1] = [1];
+
+/// One class and its probability.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// Class name.
+    pub class: String,
+    /// Its id (position in the model's outputs).
+    pub id: usize,
+    /// Softmax probability.
+    pub probability: f64,
+}
+
+/// A photograph as the model sees it: cropped to the stone and resized as
+/// in training (`preprocess.size` square), before the resize to the input.
+#[derive(Debug, Clone)]
+pub struct PreparedPhoto {
+    /// The prepared image.
+    pub image: RgbImage,
+    /// The box of the photograph it was cropped to (`None`: the whole
+    /// photograph).
+    pub crop: Option<CropBox>,
+}
+
+/// A loaded export, ready to predict. Cheap to share between threads
+/// (`&self` everywhere; the plan is reference-counted).
+#[derive(Debug, Clone)]
+pub struct Predictor {
+    description: ExportDescription,
+    plan: Arc<TypedRunnableModel>,
+    to_input: Arc<BatchAugmenter>,
+    onnx_path: PathBuf,
+}
+
+impl Predictor {
+    /// Load an export folder: `model.json` and the ONNX file it names.
+    /// Errors name the missing, unreadable or unsupported file.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let json_path = dir.join("model.json");
+        let bytes =
+            std::fs::read(&json_path).map_err(|source| Error::Io { path: json_path.clone(), source })?;
+        let description: ExportDescription = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::BadDescription { path: json_path.clone(), reason: e.to_string() })?;
+        let bad = |reason: String| Error::BadDescription { path: json_path.clone(), reason };
+        if !FORMATS.contains(&description.format) {
+            return Err(bad(format!("export format {} (this crate reads {FORMATS:?})", description.format)));
+        }
+        let Some(onnx) = &description.onnx else {
+            return Err(bad("names no ONNX file: an export made before ONNX; export the model again".into()));
+        };
+        let input = &description.input;
+        if (input.layout.as_str(), input.dtype.as_str(), input.channels.as_str())
+            != ("NCHW", "float32", "RGB")
+        {
+            return Err(bad(format!(
+                "input {} {} {}: this crate feeds NCHW float32 RGB",
+                input.layout, input.dtype, input.channels
+            )));
+        }
+        let onnx_path = dir.join(onnx);
+        let plan = load_plan(&onnx_path)?;
+        let to_input = BatchAugmenter::new(AugmentConfig::identity(), 0, input.width, input.height)?;
+        Ok(Self { description, plan, to_input: Arc::new(to_input), onnx_path })
+    }
+
+    /// What `model.json` says.
+    pub fn description(&self) -> &ExportDescription {
+        &self.description
+    }
+
+    /// The classes, in output order.
+    pub fn classes(&self) -> &[String] {
+        &self.description.classes
+    }
+
+    /// Decode a photograph's bytes (any supported format, by content) and
+    /// prepare it as training did; `name` names it in errors.
+    pub fn prepare_bytes(&self, bytes: &[u8], name: &Path) -> Result<PreparedPhoto> {
+        let mut pp = Preprocessor::new(self.description.preprocess)?;
+        let s = self.description.preprocess.size;
+        let mut image = RgbImage::new(s, s);
+        let crop = pp.process_bytes_into(bytes, name, &mut image)?.map_err(Error::Photo)?;
+        Ok(PreparedPhoto { image, crop })
+    }
+
+    /// Read and prepare one photograph file.
+    pub fn prepare_file(&self, path: &Path) -> Result<PreparedPhoto> {
+        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        self.prepare_bytes(&bytes, path)
+    }
+
+    /// Softmax probabilities of prepared photographs, one row each, in one
+    /// batch through the model.
+    pub fn probabilities(&self, photos: &[&RgbImage]) -> Result<Vec<Vec<f32>>> {
+        if photos.is_empty() {
+            return Ok(Vec::new());
+        }
+        let views =
+            photos.iter().map(|p| ImageView::from_rgb(p)).collect::<std::result::Result<Vec<_>, _>>()?;
+        let len = self.to_input.image_len();
+        let mut x = vec![0f32; views.len() * len];
+        let params = vec![AugmentParams::identity(); views.len()];
+        // The model normalises itself: its input is pixel / 255.
+        let unit = Normalize { mean: [0.0; 3], std: [1.0; 3] };
+        self.to_input.replay(&views, &params, Output::F32Chw(&mut x, &unit))?;
+        let input = &self.description.input;
+        let shape = [views.len(), 3, input.height as usize, input.width as usize];
+        let onnx_error = |e: tract_onnx::prelude::TractError| Error::Onnx {
+            path: self.onnx_path.clone(),
+            reason: format!("{e:#}"),
+        };
+        let tensor = Tensor::from_shape(&shape, &x).map_err(onnx_error)?;
+        let outputs = self.plan.run(tvec!(TValue::from(tensor))).map_err(onnx_error)?;
+        let logits = outputs[0].to_plain_array_view::<f32>().map_err(onnx_error)?;
+        Ok(logits.outer_iter().map(|row| softmax(row.iter().copied())).collect())
+    }
+
+    /// The `k` most probable classes of a row of probabilities (`k` is
+    /// clamped to 1..=classes).
+    pub fn top_k(&self, probabilities: &[f32], k: usize) -> Vec<Prediction> {
+        let k = k.clamp(1, self.classes().len().max(1));
+        gemstones_dataset::ranking(probabilities)
+            .into_iter()
+            .take(k)
+            .map(|id| Prediction {
+                class: self.classes().get(id).cloned().unwrap_or_default(),
+                id,
+                probability: f64::from(probabilities[id]),
+            })
+            .collect()
+    }
+
+    /// Top-`k` classes of one photograph file.
+    pub fn predict_file(&self, path: &Path, k: usize) -> Result<Vec<Prediction>> {
+        let photo = self.prepare_file(path)?;
+        self.predict_prepared(&photo.image, k)
+    }
+
+    /// Top-`k` classes of a photograph's bytes (`name` names it in errors).
+    pub fn predict_bytes(&self, bytes: &[u8], name: &Path, k: usize) -> Result<Vec<Prediction>> {
+        let photo = self.prepare_bytes(bytes, name)?;
+        self.predict_prepared(&photo.image, k)
+    }
+
+    /// Top-`k` classes of a prepared photograph.
+    pub fn predict_prepared(&self, photo: &RgbImage, k: usize) -> Result<Vec<Prediction>> {
+        let rows = self.probabilities(&[photo])?;
+        Ok(rows.first().map(|row| self.top_k(row, k)).unwrap_or_default())
+    }
+
+    /// Top-`k` classes of many files, batched (up to `batch` photographs
+    /// through the model at once); each file's own result, in order.
+    pub fn predict_files(
+        &self,
+        paths: &[PathBuf],
+        k: usize,
+        batch: usize,
+    ) -> Vec<(PathBuf, Result<Vec<Prediction>>)> {
+        let mut results = Vec::with_capacity(paths.len());
+        for chunk in paths.chunks(batch.max(1)) {
+            let prepared: Vec<Result<PreparedPhoto>> = chunk.iter().map(|p| self.prepare_file(p)).collect();
+            let images: Vec<&RgbImage> =
+                prepared.iter().filter_map(|p| p.as_ref().ok()).map(|p| &p.image).collect();
+            let mut rows = match self.probabilities(&images) {
+                Ok(rows) => rows.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => {
+                    let reason = e.to_string();
+                    images
+                        .iter()
+                        .map(|_| Err(Error::Onnx { path: self.onnx_path.clone(), reason: reason.clone() }))
+                        .collect()
+                }
+            }
+            .into_iter();
+            for (path, photo) in chunk.iter().zip(prepared) {
+                let result = match photo {
+                    Ok(_) => rows.next().unwrap_or_else(|| Ok(Vec::new())).map(|row| self.top_k(&row, k)),
+                    Err(e) => Err(e),
+                };
+                results.push((path.clone(), result));
+            }
+        }
+        results
+    }
+}
+
+/// The ONNX model, optimised for its input shape (batch left free) and
+/// planned.
+fn load_plan(path: &Path) -> Result<Arc<TypedRunnableModel>> {
+    let onnx_error = |e: tract_onnx::prelude::TractError| Error::Onnx {
+        path: path.to_path_buf(),
+        reason: format!("{e:#}"),
+    };
+    if !path.is_file() {
+        return Err(Error::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        });
+    }
+    tract_onnx::onnx()
+        .model_for_path(path)
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .map_err(onnx_error)
+}
+
+/// Softmax in f64 (no overflow whatever the logits), as f32.
+fn softmax(logits: impl Iterator<Item = f32> + Clone) -> Vec<f32> {
+    let max = logits.clone().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f64> = logits.map(|l| f64::from(l - max).exp()).collect();
+    let sum: f64 = exps.iter().sum();
+    exps.iter().map(|e| (e / sum) as f32).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_sums_to_one_and_survives_large_logits() {
+        let p = softmax([1000.0f32, 1000.0, 0.0].into_iter());
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!((p[0] - 0.5).abs() < 1e-6 && p[2] < 1e-30);
+    }
+
+    #[test]
+    fn a_missing_export_names_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Predictor::load(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("model.json"), "{err}");
+        std::fs::write(dir.path().join("model.json"), "{\"format\": 7}").unwrap();
+        let err = Predictor::load(dir.path()).unwrap_err();
+        assert!(matches!(err, Error::BadDescription { .. }), "{err}");
+    }
+}
