@@ -45,7 +45,9 @@ pub fn open(page: &Path, (width, height): (u32, u32)) -> Option<PageCheck> {
     Some(rt.block_on(check(driver.port, page, width, height)))
 }
 
-async fn check(port: u16, page: &Path, width: u32, height: u32) -> PageCheck {
+/// A headless Chromium session through chromedriver on `port`, its window
+/// `width x height`; the profile folder lives as long as the session.
+pub async fn session(port: u16, width: u32, height: u32) -> (fantoccini::Client, tempfile::TempDir) {
     let profile = tempfile::tempdir().unwrap();
     let mut caps = serde_json::Map::new();
     caps.insert(
@@ -63,6 +65,11 @@ async fn check(port: u16, page: &Path, width: u32, height: u32) -> PageCheck {
         .connect(&format!("http://127.0.0.1:{port}"))
         .await
         .expect("a chromedriver session");
+    (client, profile)
+}
+
+async fn check(port: u16, page: &Path, width: u32, height: u32) -> PageCheck {
+    let (client, _profile) = session(port, width, height).await;
     let url = url::Url::from_file_path(page.canonicalize().unwrap()).unwrap();
     client.goto(url.as_str()).await.unwrap();
     // Every image decoded (or failed) before looking.

@@ -32,6 +32,10 @@ struct Args {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Also write the network's inputs of the photographs read, in order:
+    /// N x 3 x H x W float32 little-endian (for another ONNX runtime).
+    #[arg(long)]
+    save_inputs: Option<PathBuf>,
 }
 
 fn collect(p: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -79,6 +83,12 @@ fn main() -> anyhow::Result<ExitCode> {
                 Err(e) => println!("{}\terror: {e}", p.display()),
             }
         }
+    }
+    if let Some(path) = &a.save_inputs {
+        let prepared: Vec<_> = files.iter().filter_map(|f| model.prepare_file(f).ok()).collect();
+        let images: Vec<_> = prepared.iter().map(|p| &p.image).collect();
+        let bytes: Vec<u8> = model.inputs(&images)?.iter().flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::write(path, bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     }
     let failed = results.iter().filter(|(_, r)| r.is_err()).count();
     anyhow::ensure!(failed < results.len(), "none of the {failed} inputs could be classified");

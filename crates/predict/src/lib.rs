@@ -209,22 +209,29 @@ impl Predictor {
         self.prepare_bytes(&bytes, path)
     }
 
+    /// The network's input for prepared photographs: `N x 3 x height x
+    /// width` float32, RGB, pixel / 255 (the model normalises itself), as
+    /// training resized them. Feed it to another ONNX runtime to get the
+    /// same logits.
+    pub fn inputs(&self, photos: &[&RgbImage]) -> Result<Vec<f32>> {
+        let views =
+            photos.iter().map(|p| ImageView::from_rgb(p)).collect::<std::result::Result<Vec<_>, _>>()?;
+        let mut x = vec![0f32; views.len() * self.to_input.image_len()];
+        let params = vec![AugmentParams::identity(); views.len()];
+        let unit = Normalize { mean: [0.0; 3], std: [1.0; 3] };
+        self.to_input.replay(&views, &params, Output::F32Chw(&mut x, &unit))?;
+        Ok(x)
+    }
+
     /// Softmax probabilities of prepared photographs, one row each, in one
     /// batch through the model.
     pub fn probabilities(&self, photos: &[&RgbImage]) -> Result<Vec<Vec<f32>>> {
         if photos.is_empty() {
             return Ok(Vec::new());
         }
-        let views =
-            photos.iter().map(|p| ImageView::from_rgb(p)).collect::<std::result::Result<Vec<_>, _>>()?;
-        let len = self.to_input.image_len();
-        let mut x = vec![0f32; views.len() * len];
-        let params = vec![AugmentParams::identity(); views.len()];
-        // The model normalises itself: its input is pixel / 255.
-        let unit = Normalize { mean: [0.0; 3], std: [1.0; 3] };
-        self.to_input.replay(&views, &params, Output::F32Chw(&mut x, &unit))?;
+        let x = self.inputs(photos)?;
         let input = &self.description.input;
-        let shape = [views.len(), 3, input.height as usize, input.width as usize];
+        let shape = [photos.len(), 3, input.height as usize, input.width as usize];
         let onnx_error = |e: tract_onnx::prelude::TractError| Error::Onnx {
             path: self.onnx_path.clone(),
             reason: format!("{e:#}"),
