@@ -291,7 +291,7 @@ fn main() -> anyhow::Result<ExitCode> {
             files.metrics.display()
         );
     }
-    if let Some(held_out) = Classifier::load(&a.out).ok().and_then(|c| c.spec().validation) {
+    if let Some(held_out) = ModelDir::new(&a.out).read_spec()?.validation {
         println!("held out: {held_out}");
     }
     println!("model directory: {}", a.out.display());

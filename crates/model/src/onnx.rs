@@ -58,6 +58,8 @@ pub(crate) struct OnnxGraph {
     initializers: Vec<TensorProto>,
     input: Option<ValueInfoProto>,
     counter: usize,
+    /// The bounds every Clip shares (0 and 6), made by the first.
+    relu6_bounds: Option<(String, String)>,
 }
 
 impl OnnxGraph {
@@ -163,8 +165,15 @@ impl OnnxGraph {
 
     /// `min(max(x, 0), 6)` (opset 13's Clip takes its bounds as inputs).
     pub(crate) fn relu6(&mut self, x: &Value) -> Result<Value> {
-        let lo = self.constant("zero", &Tensor::from(0f32))?;
-        let hi = self.constant("six", &Tensor::from(6f32))?;
+        let (lo, hi) = match self.relu6_bounds.clone() {
+            Some(bounds) => bounds,
+            None => {
+                let bounds =
+                    (self.constant("zero", &Tensor::from(0f32))?, self.constant("six", &Tensor::from(6f32))?);
+                self.relu6_bounds = Some(bounds.clone());
+                bounds
+            }
+        };
         let out = self.node("Clip", &[&x.name, &lo, &hi], vec![]);
         Ok(x.renamed(out))
     }

@@ -80,6 +80,13 @@ pub enum Error {
 /// This crate's results.
 pub type Result<T> = std::result::Result<T, Error>;
 
+gemstones_dataset::io_context!(Error);
+
+/// tract's error, naming the model file.
+fn onnx_error(path: &Path) -> impl Fn(tract_onnx::prelude::TractError) -> Error + '_ {
+    move |e| Error::Onnx { path: path.to_path_buf(), reason: format!("{e:#}") }
+}
+
 /// The model's input, as `model.json` describes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputDescription {
@@ -205,7 +212,7 @@ impl Predictor {
 
     /// Read and prepare one photograph file.
     pub fn prepare_file(&self, path: &Path) -> Result<PreparedPhoto> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let bytes = std::fs::read(path).at(path)?;
         self.prepare_bytes(&bytes, path)
     }
 
@@ -232,13 +239,16 @@ impl Predictor {
         let x = self.inputs(photos)?;
         let input = &self.description.input;
         let shape = [photos.len(), 3, input.height as usize, input.width as usize];
-        let onnx_error = |e: tract_onnx::prelude::TractError| Error::Onnx {
-            path: self.onnx_path.clone(),
-            reason: format!("{e:#}"),
+        let fail = onnx_error(&self.onnx_path);
+        let tensor = Tensor::from_shape(&shape, &x).map_err(&fail)?;
+        let outputs = self.plan.run(tvec!(TValue::from(tensor))).map_err(&fail)?;
+        let Some(first) = outputs.first() else {
+            return Err(Error::Onnx {
+                path: self.onnx_path.clone(),
+                reason: "the model has no output".into(),
+            });
         };
-        let tensor = Tensor::from_shape(&shape, &x).map_err(onnx_error)?;
-        let outputs = self.plan.run(tvec!(TValue::from(tensor))).map_err(onnx_error)?;
-        let logits = outputs[0].to_plain_array_view::<f32>().map_err(onnx_error)?;
+        let logits = first.to_plain_array_view::<f32>().map_err(&fail)?;
         Ok(logits.outer_iter().map(|row| softmax(row.iter().copied())).collect())
     }
 
@@ -314,21 +324,12 @@ impl Predictor {
 /// The ONNX model, optimised for its input shape (batch left free) and
 /// planned.
 fn load_plan(path: &Path) -> Result<Arc<TypedRunnableModel>> {
-    let onnx_error = |e: tract_onnx::prelude::TractError| Error::Onnx {
-        path: path.to_path_buf(),
-        reason: format!("{e:#}"),
-    };
-    if !path.is_file() {
-        return Err(Error::Io {
-            path: path.to_path_buf(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-        });
-    }
+    let bytes = std::fs::read(path).at(path)?;
     tract_onnx::onnx()
-        .model_for_path(path)
+        .model_for_read(&mut &bytes[..])
         .and_then(|m| m.into_optimized())
         .and_then(|m| m.into_runnable())
-        .map_err(onnx_error)
+        .map_err(onnx_error(path))
 }
 
 /// Softmax in f64 (no overflow whatever the logits), as f32.
