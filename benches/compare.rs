@@ -246,6 +246,53 @@ fn scrape() {
     println!("{}", json!({"speedup_concurrency_16_vs_1": results[0] / results[1]}));
 }
 
+/// `Classifier` (libtorch) on a trained model directory, the fields of
+/// gemstones-predict's bench (`crates/predict/benches/predict.rs`): median
+/// decode-to-top-5 and prepared-photo-to-top-5 latency, and prepared photos
+/// through the network 32 at a time, at 1 and 2 threads.
+fn predict(args: &[String]) {
+    use gemstones::model::Classifier;
+    let (dir, photos) = args.split_first().expect("usage: predict MODEL_DIR PHOTO...");
+    let photos: Vec<PathBuf> = photos.iter().map(PathBuf::from).collect();
+    let classifier = Classifier::load(std::path::Path::new(dir)).expect("a model directory");
+    let mut pp = dataset::Preprocessor::new(classifier.spec().preprocess).expect("preprocessing");
+    let prepared: Vec<_> = photos.iter().map(|p| pp.process_file(p).expect("a photo")).collect();
+    let median_ms = |f: &mut dyn FnMut(usize)| {
+        let mut times: Vec<f64> = (0..photos.len())
+            .map(|i| {
+                let t = Instant::now();
+                f(i);
+                t.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    };
+    for threads in [1, 2] {
+        tch::set_num_threads(threads);
+        classifier.predict_prepared(&prepared[0], 5).expect("warm-up");
+        let net_latency_ms = median_ms(&mut |i| {
+            classifier.predict_prepared(&prepared[i], 5).expect("predict");
+        });
+        let latency_ms = median_ms(&mut |i| {
+            classifier.predict_file(&photos[i], 5).expect("predict");
+        });
+        let t = Instant::now();
+        for batch in prepared.chunks(32) {
+            let _probabilities = classifier.probabilities_of_prepared(batch).expect("predict");
+        }
+        let images_per_sec = prepared.len() as f64 / t.elapsed().as_secs_f64();
+        let spec = serde_json::to_value(&classifier.spec().model).expect("JSON");
+        let model = spec["arch"].as_str().unwrap_or_default().to_string();
+        println!(
+            "{}",
+            json!({"tool": "gemstones-model Classifier (libtorch)", "peer": true, "model": model,
+            "size": classifier.spec().model.input_size(), "precision": format!("{:?}", classifier.spec().precision).to_lowercase(),
+            "threads": threads, "latency_ms": latency_ms, "net_latency_ms": net_latency_ms, "images_per_sec": images_per_sec})
+        );
+    }
+}
+
 fn main() {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     match args.next().as_deref() {
@@ -253,8 +300,9 @@ fn main() {
         Some("augment") => augment(data_dir(args.next())),
         Some("train") => train(&args.collect::<Vec<_>>()),
         Some("scrape") => scrape(),
+        Some("predict") => predict(&args.collect::<Vec<_>>()),
         _ => eprintln!(
-            "usage: cargo bench --bench compare -- preprocess [DIR]|augment [DIR]|train [MODEL...]|scrape"
+            "usage: cargo bench --bench compare -- preprocess [DIR]|augment [DIR]|train [MODEL...]|scrape|predict MODEL_DIR PHOTO..."
         ),
     }
 }

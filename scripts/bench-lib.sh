@@ -19,6 +19,9 @@ venv() { # venv NAME PACKAGES...: rebuilt when the pinned list changes
 # would rebuild it each time another script runs).
 torch_venv() { venv torch torch==2.13.0 torchvision==0.28.0 pillow==11.3.0 numpy==2.2.6 efficientnet-lite-pytorch==0.1.0; }
 
+# The ONNX venv check-onnx.sh and bench-predict.sh share.
+onnx_venv() { venv onnx onnx==1.23.2 onnxruntime==1.32.0 numpy==2.2.6 pillow==11.3.0; }
+
 rust() { # rust MODE [ARGS]
   make -s libtorch >&2
   cargo bench -q --bench compare -- "$@" 2>/dev/null

@@ -15,7 +15,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 MODEL=${1:-runs/demo/model}
 PHOTOS=${2:-runs/demo/data/test}
 [ -d "$MODEL" ] || make -s run >&2
-PY=$(venv onnx onnx==1.19.1 onnxruntime==1.23.2 numpy==2.2.6)
+PY=$(onnx_venv)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cargo build -q --release --example export --example predict

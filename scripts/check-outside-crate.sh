@@ -1,19 +1,32 @@
 #!/usr/bin/env bash
-# A program outside the workspace that depends on gemstones-dataset,
-# -augment and -model builds and runs with only what README tells its
-# author: libtorch from scripts/install-libtorch.py and LIBTORCH at build
-# time; at run time, as root, --register (the dynamic loader finds it, no
-# LD_LIBRARY_PATH; undone at exit if this script made it), otherwise
-# README's route for non-root users, LD_LIBRARY_PATH.
+# A program outside the workspace that depends on the published crates
+# (gemstones-dataset, -augment, -model, -predict, -scrape and the gemstones
+# facade) builds and runs with only what README tells its author: libtorch
+# from scripts/install-libtorch.py and LIBTORCH at build time; at run time,
+# as root, --register (the dynamic loader finds it, no LD_LIBRARY_PATH;
+# undone at exit if this script made it), otherwise README's route for
+# non-root users, LD_LIBRARY_PATH.
 #
-#   scripts/check-outside-crate.sh [WORK_DIR]
+#   scripts/check-outside-crate.sh [--packaged PACKAGE_DIR] [WORK_DIR]
+#
+# By default the crates come from this checkout (path dependencies). With
+# --packaged, from the .crate files `cargo package --workspace` wrote into
+# PACKAGE_DIR, as crates.io would serve them (extracted, and patched in for
+# crates.io's versions): this is CI's build of the packages, what `cargo
+# publish --dry-run` would verify, each crate compiled once.
 #
 # WORK_DIR (default target/outside-crate) holds the generated crate and its
 # build (CARGO_TARGET_DIR, if set, shares another one); a second run reuses
 # the build.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+packaged=""
+if [ "${1:-}" = "--packaged" ]; then
+  packaged=$(cd "$2" && pwd)
+  shift 2
+fi
 work=${1:-$root/target/outside-crate}
+crates=(gemstones-dataset gemstones-augment gemstones-model gemstones-predict gemstones-scrape gemstones)
 loader_conf=/etc/ld.so.conf.d/gemstones-libtorch.conf
 if [ "$(id -u)" -eq 0 ]; then
   # A registration left behind would let later test binaries without an
@@ -28,21 +41,44 @@ else
   run_env=(env "LD_LIBRARY_PATH=$root/.libtorch/lib")
 fi
 mkdir -p "$work/src"
-cat > "$work/Cargo.toml" <<TOML
+# Where each crate comes from: this checkout, or its extracted package.
+source_of() { # source_of CRATE: its folder
+  if [ -n "$packaged" ]; then
+    local version
+    version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -1)
+    echo "$work/packages/$1-$version"
+  elif [ "$1" = gemstones ]; then
+    echo "$root"
+  else
+    echo "$root/crates/${1#gemstones-}"
+  fi
+}
+{
+  cat <<TOML
 [package]
 name = "gem-outside"
 version = "0.1.0"
 edition = "2024"
 publish = false
 
-[dependencies]
-gemstones-dataset = { path = "$root/crates/dataset" }
-gemstones-augment = { path = "$root/crates/augment" }
-gemstones-model = { path = "$root/crates/model" }
-
 # Not part of the gemstones workspace.
 [workspace]
+
+[dependencies]
 TOML
+  for c in "${crates[@]}"; do echo "$c = { path = \"$(source_of "$c")\" }"; done
+  if [ -n "$packaged" ]; then
+    # The packages name each other by version, as on crates.io.
+    echo; echo "[patch.crates-io]"
+    for c in "${crates[@]}"; do echo "$c = { path = \"$(source_of "$c")\" }"; done
+  fi
+} > "$work/Cargo.toml"
+if [ -n "$packaged" ]; then
+  rm -rf "$work/packages" && mkdir -p "$work/packages"
+  for c in "${crates[@]}"; do
+    tar -xzf "$packaged/$c-"[0-9]*.crate -C "$work/packages"
+  done
+fi
 cat > "$work/src/main.rs" <<'RUST'
 //! Synthetic gem photos -> a cached image set -> an augmented batch -> a
 //! tiny ResNet's logits: each crate's API used from outside the workspace.
@@ -73,6 +109,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let input = Tensor::from_slice(&x).view([views.len() as i64, 3, 32, 32]);
     let logits = nn::ModuleT::forward_t(&net, &input, false).to_kind(Kind::Float);
     println!("outside crate: {} photos of {classes} classes -> logits {:?}", set.len(), logits.size());
+    // The libtorch-free predictor names what is missing from an export folder.
+    match gemstones_predict::Predictor::load(&dir.join("no-export")) {
+        Err(e) => println!("gemstones-predict: {e}"),
+        Ok(_) => return Err("an export folder without model.json loaded".into()),
+    }
+    gemstones_scrape::FetchConfig::default().validate()?;
+    let presets: Vec<String> = gemstones::presets::Preset::ALL.iter().map(|p| p.to_string()).collect();
+    println!("gemstones presets: {}", presets.join(", "));
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }

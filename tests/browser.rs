@@ -119,3 +119,129 @@ fn the_browser_check_sees_a_broken_page() {
     assert!(seen.text.contains("hello"));
     assert!(seen.screenshot.starts_with(b"\x89PNG"));
 }
+
+/// The demo page as a person uses it: `demo_page` serves a tiny model's
+/// export on loopback; a photo picked through the page's file input shows
+/// the crop the model saw and the same top-1 as `predict`; a text file, an
+/// empty file, a truncated photo and one above `--max-mb` each show a
+/// message on the page (and the server keeps serving).
+#[test]
+fn the_demo_page_shows_predicts_top_class_and_names_bad_uploads() {
+    use crate::examples::{example, run, text};
+    use std::io::BufRead;
+
+    let dir = tempfile::tempdir().unwrap();
+    let model = crate::support::tiny_model_dir(dir.path());
+    let export = dir.path().join("export");
+    let done = run(example("export").arg("--model").arg(&model).arg("--out").arg(&export));
+    assert_eq!(done.status.code(), Some(0), "{}", text(&done.stderr));
+    let photo = first_photo(&dir.path().join("photos"));
+    let predicted = run(example("predict").arg("--model").arg(&model).arg(&photo));
+    assert!(predicted.status.success(), "{}", text(&predicted.stderr));
+    let predict_top1 =
+        text(&predicted.stdout).split('\t').nth(1).unwrap().split(' ').next().unwrap().to_string();
+
+    let Some(driver) = gemstones_testkit::ChromeDriver::start("the demo page's browser test") else { return };
+    let mut server = example("demo_page")
+        .arg("--model")
+        .arg(&export)
+        .args(["--port", "0", "--max-mb", "1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let server_guard = KillOnDrop(&mut server);
+    let mut line = String::new();
+    std::io::BufReader::new(server_guard.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+
+    let uploads = dir.path().join("uploads");
+    std::fs::create_dir_all(&uploads).unwrap();
+    let notes = uploads.join("notes.txt");
+    std::fs::write(&notes, "not a photograph").unwrap();
+    let empty = uploads.join("empty.jpg");
+    std::fs::write(&empty, b"").unwrap();
+    let truncated = uploads.join("truncated.jpg");
+    let bytes = std::fs::read(&photo).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
+    let huge = uploads.join("huge.jpg");
+    std::fs::write(&huge, vec![0u8; 1024 * 1024 + 1]).unwrap();
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (top1, errors, screenshot) = rt.block_on(async {
+        let (client, _profile) = session(driver.port, 1000, 700).await;
+        client.goto(&url).await.unwrap();
+        let heading = client.find(fantoccini::Locator::Css("#model")).await.unwrap().text().await.unwrap();
+        assert!(
+            heading.starts_with("resnet, 2 classes") && heading.contains("accuracy: not given"),
+            "{heading}"
+        );
+        let top1 = upload_and_read(&client, &photo, "#result:not([hidden]) #top li .class").await;
+        let crop_width =
+            client.execute("return document.getElementById('crop').naturalWidth;", vec![]).await.unwrap();
+        assert!(crop_width.as_u64().unwrap_or(0) > 0, "the crop did not load");
+        let screenshot = client.screenshot().await.unwrap();
+        let mut errors = Vec::new();
+        for bad in [&notes, &empty, &truncated, &huge] {
+            errors.push(upload_and_read(&client, bad, "#error:not(:empty)").await);
+            let hidden =
+                client.execute("return document.getElementById('result').hidden;", vec![]).await.unwrap();
+            assert_eq!(hidden, serde_json::Value::Bool(true), "a result shown after {}", bad.display());
+        }
+        // Still serving after the bad uploads.
+        assert_eq!(upload_and_read(&client, &photo, "#result:not([hidden]) #top li .class").await, top1);
+        let log = client.issue_cmd(BrowserLog).await.unwrap();
+        client.close().await.unwrap();
+        // The 4xx answers are logged by Chromium as failed loads; nothing else.
+        for entry in log.as_array().into_iter().flatten().filter(|e| e["level"] == "SEVERE") {
+            let message = entry["message"].as_str().unwrap_or_default();
+            assert!(message.contains("/predict - Failed to load resource"), "{message}");
+        }
+        (top1, errors, screenshot)
+    });
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::write(shots.join("demo-page.png"), &screenshot).unwrap();
+    assert_eq!(top1, predict_top1, "the page and predict disagree");
+    assert!(errors[0].contains("not a photograph this page can read"), "{}", errors[0]);
+    assert!(errors[1].contains("The upload is empty"), "{}", errors[1]);
+    assert!(errors[2].contains("not a photograph this page can read"), "{}", errors[2]);
+    assert!(errors[3].contains("larger than 1 MB"), "{}", errors[3]);
+}
+
+/// Kills the served example when the test ends, passed or not.
+struct KillOnDrop<'a>(&'a mut std::process::Child);
+
+impl Drop for KillOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn first_photo(photos: &Path) -> std::path::PathBuf {
+    let class = std::fs::read_dir(photos).unwrap().map(|e| e.unwrap().path()).min().unwrap();
+    std::fs::read_dir(class).unwrap().map(|e| e.unwrap().path()).min().unwrap()
+}
+
+/// Pick `file` in the page's file input and return the text of the first
+/// element matching `shown` once it appears (at most 30 s).
+async fn upload_and_read(client: &fantoccini::Client, file: &Path, shown: &str) -> String {
+    // Clear what the last upload showed, so the wait sees this one's.
+    client
+        .execute(
+            "document.getElementById('error').textContent = ''; \
+             document.getElementById('result').hidden = true; document.getElementById('file').value = '';",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let input = client.find(fantoccini::Locator::Css("#file")).await.unwrap();
+    input.send_keys(&file.canonicalize().unwrap().display().to_string()).await.unwrap();
+    let element = client
+        .wait()
+        .at_most(std::time::Duration::from_secs(30))
+        .for_element(fantoccini::Locator::Css(shown))
+        .await
+        .unwrap_or_else(|e| panic!("{shown} did not appear after uploading {}: {e}", file.display()));
+    element.text().await.unwrap()
+}

@@ -16,7 +16,7 @@ use gemstones::dataset::{RenameConfig, journal_path, plan_rename, scan};
 use rand::{Rng, SeedableRng};
 
 /// The built example `name`.
-fn example(name: &str) -> Command {
+pub(crate) fn example(name: &str) -> Command {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(Path::parent).unwrap().join("examples").join(name);
     assert!(dir.is_file(), "{} is not built: run `cargo test` (it builds the examples)", dir.display());
@@ -25,11 +25,11 @@ fn example(name: &str) -> Command {
     c
 }
 
-fn run(c: &mut Command) -> Output {
+pub(crate) fn run(c: &mut Command) -> Output {
     c.output().unwrap()
 }
 
-fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 

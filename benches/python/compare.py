@@ -6,7 +6,8 @@ date and versions.
 
 RESULTS holds one JSON object per line ({"tool": ..., measurements and
 configuration}); rows whose tool names gemstones are ours, the others
-peers. Two rows are "the same configuration" when every configuration key
+peers (and ours marked "peer": true, such as the libtorch Classifier the
+libtorch-free predictor is measured against). Two rows are "the same configuration" when every configuration key
 both of them state (model, size, precision, threads) agrees; keys that
 only one states (a peer's layout, malloc) go into its label. With ONLY,
 only our rows whose tool contains it are compared (the others measure
@@ -24,6 +25,8 @@ METRICS = [
     ("infer_images_per_sec", "infer img/s", True),
     ("images_per_sec", "img/s", True),
     ("latency_ms", "1-image ms", False),
+    ("net_latency_ms", "net ms", False),
+    ("peak_rss_mb", "peak MB", False),
     ("seconds", "s", False),
 ]
 MATCH_KEYS = ("model", "size", "precision", "threads")
@@ -67,8 +70,8 @@ def machine():
 
 def main(path, title, only=""):
     rows = [json.loads(l) for l in open(path) if l.startswith("{")]
-    ours = [r for r in rows if "gemstones" in r["tool"] and only in r["tool"]]
-    peers = [r for r in rows if "gemstones" not in r["tool"] and r["tool"] != "plain copy"]
+    ours = [r for r in rows if "gemstones" in r["tool"] and not r.get("peer") and only in r["tool"]]
+    peers = [r for r in rows if ("gemstones" not in r["tool"] or r.get("peer")) and r["tool"] != "plain copy"]
     lines, unmatched = [], []
     for o in ours:
         matched = False
@@ -79,7 +82,7 @@ def main(path, title, only=""):
             shared = [f for f, _, _ in METRICS if f in o and f in p]
             # Times compare only where no rate does (runs may differ in size).
             if any(f.endswith("_per_sec") for f in shared):
-                shared = [f for f in shared if f.endswith("_per_sec") or f == "latency_ms"]
+                shared = [f for f in shared if f.endswith("_per_sec") or f.endswith("latency_ms") or f == "peak_rss_mb"]
             for field, _, higher in METRICS:
                 if field in shared:
                     x, y = o[field], p[field]

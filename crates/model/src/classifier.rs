@@ -220,7 +220,18 @@ impl Classifier {
         self.probabilities(&ImageView::of_set(set, idx)?)
     }
 
-    fn probabilities_of_prepared(&self, imgs: &[RgbImage]) -> Result<Tensor> {
+    /// Top-`k` classes of a photograph already prepared as the model's
+    /// spec says (cropped and resized, as [`Preprocessor`] makes it).
+    pub fn predict_prepared(&self, photo: &RgbImage, k: usize) -> Result<Vec<Prediction>> {
+        Ok(self
+            .top_k(&self.probabilities_of_prepared(std::slice::from_ref(photo))?, k)
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// Softmax probabilities (`n x classes`) of photographs already
+    /// prepared as the model's spec says, in one batch.
+    pub fn probabilities_of_prepared(&self, imgs: &[RgbImage]) -> Result<Tensor> {
         let views: std::result::Result<Vec<ImageView<'_>>, _> =
             imgs.iter().map(ImageView::from_rgb).collect();
         self.probabilities(&views?)

@@ -74,12 +74,12 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// "EfficientNet-Lite (efficientnet_lite), 87 classes, 224 x 224 input".
+/// "efficientnet_lite, 87 classes, 224 x 224 input".
 fn model_line(dir: &Path, predictor: &Predictor) -> String {
     let name = std::fs::read(dir.join("model.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["model"].as_object().and_then(|m| m.keys().next().cloned()))
+        .and_then(|v| v["model"]["arch"].as_str().map(str::to_string))
         .unwrap_or_else(|| "model".into());
     let input = &predictor.description().input;
     format!("{name}, {} classes, {} x {} input", predictor.classes().len(), input.width, input.height)
@@ -144,7 +144,7 @@ fn page(model: &str, accuracy: &str, max_mb: u32) -> String {
 
 const PAGE: &str = r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Which gemstone is it?</title>
+<title>Which gemstone is it?</title><link rel="icon" href="data:,">
 <style>
 body { font-family: system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
 #drop { border: 2px dashed #888; border-radius: 8px; padding: 2rem; text-align: center; }

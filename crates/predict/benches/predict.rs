@@ -1,0 +1,68 @@
+//! gemstones-predict's side of `scripts/bench-predict.sh`: one JSON line of
+//! single-photo latency and batch throughput on an export, fields as
+//! `benches/python/compare.py` reads them.
+//!
+//!     cargo bench -p gemstones-predict --bench predict -- EXPORT_DIR PHOTO...
+//!
+//! `latency_ms`: median over the photos of decode -> crop -> resize ->
+//! network -> top-5 (`predict_file`); `net_latency_ms`: the same from the
+//! prepared photo (`predict_prepared`); `images_per_sec`: prepared photos
+//! through the network 32 at a time. tract runs on one thread.
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use gemstones_predict::Predictor;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let Some((export, photos)) = args.split_first() else {
+        anyhow::bail!("usage: predict EXPORT_DIR PHOTO...");
+    };
+    let photos: Vec<PathBuf> = photos.iter().map(PathBuf::from).collect();
+    anyhow::ensure!(!photos.is_empty(), "no photos given");
+    let export = Path::new(export);
+    let predictor = Predictor::load(export)?;
+    let prepared = photos.iter().map(|p| predictor.prepare_file(p)).collect::<Result<Vec<_>, _>>()?;
+    predictor.predict_prepared(&prepared[0].image, 5)?; // warm-up
+    let net_latency_ms = median_ms(prepared.iter(), |p| {
+        predictor.predict_prepared(&p.image, 5)?;
+        Ok(())
+    })?;
+    let latency_ms = median_ms(photos.iter(), |p| {
+        predictor.predict_file(p, 5)?;
+        Ok(())
+    })?;
+    let images: Vec<_> = prepared.iter().map(|p| &p.image).collect();
+    let started = Instant::now();
+    for batch in images.chunks(32) {
+        predictor.probabilities(batch)?;
+    }
+    let images_per_sec = images.len() as f64 / started.elapsed().as_secs_f64();
+    let input = &predictor.description().input;
+    let info: serde_json::Value = serde_json::from_slice(&std::fs::read(export.join("model.json"))?)?;
+    let model = info["model"]["arch"].as_str().unwrap_or_default();
+    println!(
+        "{}",
+        serde_json::json!({
+            "tool": "gemstones-predict (tract)", "model": model, "size": input.width, "precision": "f32",
+            "threads": 1, "latency_ms": latency_ms, "net_latency_ms": net_latency_ms,
+            "images_per_sec": images_per_sec,
+        })
+    );
+    Ok(())
+}
+
+/// Median milliseconds of `f` over `items`.
+fn median_ms<T>(
+    items: impl Iterator<Item = T>,
+    mut f: impl FnMut(T) -> anyhow::Result<()>,
+) -> anyhow::Result<f64> {
+    let mut times = Vec::new();
+    for item in items {
+        let started = Instant::now();
+        f(item)?;
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
