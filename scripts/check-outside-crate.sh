@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# A program outside the workspace that depends on the published crates
-# (gemstones-dataset, -augment, -model, -predict, -scrape and the gemstones
-# facade) builds and runs with only what README tells its author: libtorch
+# A program outside the workspace that depends on the library crates a
+# program uses for its own photos and models (gemstones-dataset, -augment,
+# -model, -predict) builds and runs with only what README tells its author: libtorch
 # from scripts/install-libtorch.py and LIBTORCH at build time; at run time,
 # as root, --register (the dynamic loader finds it, no LD_LIBRARY_PATH;
 # undone at exit if this script made it), otherwise README's route for
@@ -26,7 +26,10 @@ if [ "${1:-}" = "--packaged" ]; then
   shift 2
 fi
 work=${1:-$root/target/outside-crate}
-crates=(gemstones-dataset gemstones-augment gemstones-model gemstones-predict gemstones-scrape gemstones)
+# The scraper and the facade are packaged too, but left out here: they add
+# 200 dependencies and about two minutes to CI, and only the workspace
+# builds them.
+crates=(gemstones-dataset gemstones-augment gemstones-model gemstones-predict)
 loader_conf=/etc/ld.so.conf.d/gemstones-libtorch.conf
 if [ "$(id -u)" -eq 0 ]; then
   # A registration left behind would let later test binaries without an
@@ -47,8 +50,6 @@ source_of() { # source_of CRATE: its folder
     local version
     version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -1)
     echo "$work/packages/$1-$version"
-  elif [ "$1" = gemstones ]; then
-    echo "$root"
   else
     echo "$root/crates/${1#gemstones-}"
   fi
@@ -114,9 +115,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(e) => println!("gemstones-predict: {e}"),
         Ok(_) => return Err("an export folder without model.json loaded".into()),
     }
-    gemstones_scrape::FetchConfig::default().validate()?;
-    let presets: Vec<String> = gemstones::presets::Preset::ALL.iter().map(|p| p.to_string()).collect();
-    println!("gemstones presets: {}", presets.join(", "));
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
