@@ -26,9 +26,8 @@ if [ "${1:-}" = "--packaged" ]; then
   shift 2
 fi
 work=${1:-$root/target/outside-crate}
-# The scraper and the facade are packaged too, but left out here: they add
-# 200 dependencies and about two minutes to CI, and only the workspace
-# builds them.
+# The scraper and the facade are packaged too, but left out here for CI's
+# time (they add 200 dependencies); only the workspace builds them.
 crates=(gemstones-dataset gemstones-augment gemstones-model gemstones-predict)
 loader_conf=/etc/ld.so.conf.d/gemstones-libtorch.conf
 if [ "$(id -u)" -eq 0 ]; then
