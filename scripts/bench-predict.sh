@@ -34,7 +34,7 @@ mapfile -t photos < <(printf '%s\n' "${all[@]}" | awk -v s="$step" -v n="$COUNT"
 out=$(mktemp)
 echo "== $(date -u +%F) $(nproc) cores; ${#photos[@]} photos of $PHOTOS; model $MODEL"
 echo "== gemstones-predict (tract)"
-cargo bench -q -p gemstones-predict --bench predict -- "$work/export" "${photos[@]}" 2>/dev/null | tee -a "$out"
+cargo bench -q -p gemstones-predict --bench predict -- "$work/export" "${photos[@]}" | tee -a "$out"
 echo "== gemstones-model Classifier (libtorch)"
 rust predict "$MODEL" "${photos[@]}" | tee -a "$out"
 echo "== onnxruntime"
