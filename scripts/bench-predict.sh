@@ -27,6 +27,8 @@ make -s libtorch >&2
 cargo build -q --release --example export --example predict
 cargo build -q --release -p gemstones-predict --example predict_onnx
 ./target/release/examples/export --model "$MODEL" --out "$work/export" >&2
+# Absolute paths: `cargo bench` runs a bench in its own package's folder.
+PHOTOS=$(realpath "$PHOTOS")
 mapfile -t all < <(find "$PHOTOS" -type f \( -iname '*.jpg' -o -iname '*.jpeg' -o -iname '*.png' \) | sort)
 step=$(( ${#all[@]} / COUNT )); [ "$step" -ge 1 ] || step=1
 mapfile -t photos < <(printf '%s\n' "${all[@]}" | awk -v s="$step" -v n="$COUNT" '(NR - 1) % s == 0 && c++ < n')
