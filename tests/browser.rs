@@ -127,14 +127,11 @@ fn the_browser_check_sees_a_broken_page() {
 /// message on the page (and the server keeps serving).
 #[test]
 fn the_demo_page_shows_predicts_top_class_and_names_bad_uploads() {
-    use crate::examples::{example, run, text};
+    use crate::examples::{example, exported_tiny_model, run, text};
     use std::io::BufRead;
 
     let dir = tempfile::tempdir().unwrap();
-    let model = crate::support::tiny_model_dir(dir.path());
-    let export = dir.path().join("export");
-    let done = run(example("export").arg("--model").arg(&model).arg("--out").arg(&export));
-    assert_eq!(done.status.code(), Some(0), "{}", text(&done.stderr));
+    let (model, export) = exported_tiny_model(dir.path());
     let photo = first_photo(&dir.path().join("photos"));
     let predicted = run(example("predict").arg("--model").arg(&model).arg(&photo));
     assert!(predicted.status.success(), "{}", text(&predicted.stderr));

@@ -684,6 +684,16 @@ fn train_final_fit_on_every_photo_predicts_and_folds_cross_validate() {
     assert_eq!(both.status.code(), Some(2), "{}", text(&both.stderr));
 }
 
+/// A tiny trained model in `dir` (photos in `dir/photos`) and its export
+/// by the `export` example: (model directory, export folder).
+pub(crate) fn exported_tiny_model(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let model = crate::support::tiny_model_dir(dir);
+    let export = dir.join("export");
+    let done = run(example("export").arg("--model").arg(&model).arg("--out").arg(&export));
+    assert_eq!(done.status.code(), Some(0), "{}", text(&done.stderr));
+    (model, export)
+}
+
 /// `export` writes model.onnx beside model.pt; `predict_onnx` (the
 /// gemstones-predict crate's example, linked without libtorch) reads it and
 /// names the same classes as `predict`; a photo it cannot read is named,
@@ -691,10 +701,7 @@ fn train_final_fit_on_every_photo_predicts_and_folds_cross_validate() {
 #[test]
 fn predict_onnx_runs_an_export_without_libtorch_and_agrees_with_predict() {
     let dir = tempfile::tempdir().unwrap();
-    let model = crate::support::tiny_model_dir(dir.path());
-    let out = dir.path().join("export");
-    let done = run(example("export").arg("--model").arg(&model).arg("--out").arg(&out));
-    assert_eq!(done.status.code(), Some(0), "{}", text(&done.stderr));
+    let (model, out) = exported_tiny_model(dir.path());
     assert!(out.join("model.onnx").is_file());
     let binary = example("predict_onnx").get_program().to_owned();
     let ldd = run(Command::new("ldd").arg(&binary));
