@@ -435,20 +435,37 @@ impl Section {
     /// Training history, curves and settings.
     pub fn training(r: &TrainReport, model: &ModelConfig, cfg: &TrainConfig, curves: &Path) -> Self {
         let mut h = String::new();
+        let (photos, kept) = if r.images.1 == 0 {
+            (
+                format!(
+                    "final fit on all {} training images, no validation split",
+                    thousands(r.images.0 as i128)
+                ),
+                "the last epoch's weights kept".to_string(),
+            )
+        } else {
+            (
+                format!(
+                    "{} training and {} validation images",
+                    thousands(r.images.0 as i128),
+                    thousands(r.images.1 as i128)
+                ),
+                format!(
+                    "best epoch {} (validation top-1 {})",
+                    r.best_epoch,
+                    r.best_val_top1.map_or("-".into(), pct)
+                ),
+            )
+        };
         let _ = write!(
             h,
-            "<p>{} with {} parameters; {} training and {} validation images; {:?} after {} epochs \
-             ({} in this run{}); best epoch {} (validation top-1 {}).</p>",
+            "<p>{} with {} parameters; {photos}; {:?} after {} epochs ({} in this run{}); {kept}.</p>",
             esc(model.name()),
             thousands(r.parameters),
-            thousands(r.images.0 as i128),
-            thousands(r.images.1 as i128),
             r.stop,
             r.history.len(),
             duration(r.seconds),
             if r.resumed { ", resumed" } else { "" },
-            r.best_epoch,
-            r.best_val_top1.map_or("-".into(), pct)
         );
         h.push_str(&img(curves, "accuracy and loss per epoch, training vs validation"));
         h.push_str(&table(

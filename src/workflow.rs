@@ -78,6 +78,12 @@ pub struct WorkflowConfig {
     pub seed: u64,
     /// Train share of the train/test split (the tutorial's 0.9).
     pub train_fraction: f64,
+    /// Share of the training photos held out for validation (default: the
+    /// preset's, 0.2). 0 is the final fit: every training photo trains,
+    /// with the preset's (cross-validated) epoch count, and the last
+    /// epoch's weights are kept; the test split still scores the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_fraction: Option<f64>,
     /// Test images to predict and show.
     pub predictions: usize,
     /// libtorch threads.
@@ -106,6 +112,7 @@ impl WorkflowConfig {
             image_size: None,
             seed: 1337,
             train_fraction: 0.9,
+            val_fraction: None,
             predictions: 6,
             threads: None,
             precision: None,
@@ -485,6 +492,7 @@ impl Stages<'_> {
         if on_demo {
             train.progressive = None;
         }
+        train.val_fraction = cfg.val_fraction.unwrap_or(train.val_fraction);
         train.seed = cfg.seed;
         train.threads = cfg.threads;
         train.precision = cfg.precision.unwrap_or(train.precision);
@@ -557,9 +565,13 @@ impl Stages<'_> {
         if report.stop == gemstones_model::StopReason::Interrupted {
             return Err(WorkflowError::Stopped);
         }
+        let kept = if report.images.1 == 0 {
+            format!("final fit on all {} training photos, last epoch kept", report.images.0)
+        } else {
+            format!("best epoch {}", report.best_epoch)
+        };
         self.say(&format!(
-            "trained: best epoch {} of {}, {:.0} s; curves: {}",
-            report.best_epoch,
+            "trained: {kept} of {}, {:.0} s; curves: {}",
             report.history.len(),
             report.seconds,
             model_dir.join("curves.png").display()

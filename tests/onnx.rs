@@ -100,8 +100,8 @@ fn export_and_compare(name: &str, model: ModelConfig, precision: Precision, size
             );
         }
     }
-    // A batch gives each photo the answer it gets alone.
-    let batch = onnx.predict_files(&photos, 3, 7);
+    // Many photos at once give each photo the answer it gets alone.
+    let batch = onnx.predict_files(&photos, 3);
     for (path, result) in batch {
         let alone = onnx.predict_file(&path, 3).unwrap();
         let together = result.unwrap();

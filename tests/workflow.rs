@@ -101,7 +101,46 @@ fn the_whole_workflow_runs_end_to_end_and_resumes() {
     assert!(again.iter().any(|l| l.contains("renamed 0 files")), "{again:#?}");
     assert_eq!(out2.test_top1, out.test_top1);
     // Other settings in the same folder are refused.
+    let final_fit = WorkflowConfig { val_fraction: Some(0.0), ..cfg.clone() };
+    let err = run(&final_fit, StopFlag::new(), &mut |_| {}).unwrap_err().to_string();
+    assert!(err.contains("val_fraction"), "{err}");
     let other = WorkflowConfig { seed: 1, ..cfg };
     let err = run(&other, StopFlag::new(), &mut |_| {}).unwrap_err().to_string();
     assert!(err.contains("seed"), "{err}");
+}
+
+#[test]
+fn the_workflows_final_fit_trains_on_every_training_photo() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("run");
+    let mut cfg = WorkflowConfig::demo(&run_dir);
+    cfg.source = PhotoSource::Demo { classes: 3, per_class: 10 };
+    cfg.epochs = Some(2);
+    cfg.input_size = Some(32);
+    cfg.image_size = Some(36);
+    cfg.threads = Some(1);
+    cfg.progress = false;
+    cfg.val_fraction = Some(0.0);
+    let mut lines = Vec::new();
+    let out = run(&cfg, StopFlag::new(), &mut |l| lines.push(l.to_string())).unwrap();
+    // 10 % of 10 per class is one test photo each; the other 27 all train.
+    assert_eq!(out.test_images, 3);
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("model/config.json")).unwrap()).unwrap();
+    assert_eq!(spec["validation"]["held_out"], "nothing", "{spec}");
+    assert_eq!(spec["validation"]["training_images"], 27, "{spec}");
+    assert!(
+        lines.iter().any(|l| l.contains("final fit on all 27 training photos, last epoch kept of 2")),
+        "{lines:#?}"
+    );
+    let html = std::fs::read_to_string(&out.report).unwrap();
+    assert!(
+        html.contains("final fit on all 27 training images, no validation split"),
+        "no final fit in the report"
+    );
+    assert!(
+        html.contains("the last epoch&#39;s weights kept") || html.contains("the last epoch's weights kept")
+    );
+    // The test split still scores it.
+    assert!(run_dir.join("eval/metrics.json").exists());
 }

@@ -58,6 +58,10 @@ struct Args {
     /// Train share of the train/test split (the tutorial's 0.9).
     #[arg(value_parser = gemstones_cli::float_in(0.01, 0.99), long, default_value_t = 0.9)]
     train_fraction: f64,
+    /// Validation share of the training photos (default: the preset's,
+    /// 0.2); 0 is the final fit on every training photo, last epoch kept.
+    #[arg(value_parser = gemstones_cli::float_in(0.0, 0.9), long)]
+    val_fraction: Option<f64>,
     /// libtorch threads (default: one per core).
     #[arg(value_parser = gemstones_cli::count_in(1, 1024), long)]
     threads: Option<usize>,
@@ -98,6 +102,7 @@ fn main() -> anyhow::Result<ExitCode> {
     cfg.image_size = a.image_size;
     cfg.seed = a.seed;
     cfg.train_fraction = a.train_fraction;
+    cfg.val_fraction = a.val_fraction;
     cfg.threads = a.threads;
     cfg.precision = a.precision;
     println!("gemstones workflow -> {}", a.run_dir.display());

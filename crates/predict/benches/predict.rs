@@ -6,12 +6,13 @@
 //!
 //! `latency_ms`: median over the photos of decode -> crop -> resize ->
 //! network -> top-5 (`predict_file`); `net_latency_ms`: the same from the
-//! prepared photo (`predict_prepared`); `images_per_sec`: prepared photos
-//! through the network 32 at a time. tract runs on one thread.
+//! prepared photo (`predict_prepared`); `images_per_sec`: all the prepared
+//! photos through `probabilities` (one at a time: the predictor's plan is
+//! made for one photo, see its `load_plan`). tract runs on one thread.
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use gemstones_predict::Predictor;
+use gemstones_predict::{Predictor, PreparedPhoto};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
@@ -37,6 +38,28 @@ fn main() -> anyhow::Result<()> {
     }
     let photos = readable;
     anyhow::ensure!(!photos.is_empty(), "no readable photo");
+    let info: serde_json::Value = serde_json::from_slice(&std::fs::read(export.join("model.json"))?)?;
+    let model = info["model"]["arch"].as_str().unwrap_or_default();
+    let (latency_ms, net_latency_ms, images_per_sec) = measure(&predictor, &photos, &prepared)?;
+    let input = &predictor.description().input;
+    println!(
+        "{}",
+        serde_json::json!({
+            "tool": "gemstones-predict (tract)", "model": model, "size": input.width, "precision": "f32",
+            "threads": 1, "latency_ms": latency_ms, "net_latency_ms": net_latency_ms,
+            "images_per_sec": images_per_sec,
+        })
+    );
+    Ok(())
+}
+
+/// Median decode-to-top-5 and network-only milliseconds, and photos per
+/// second through `probabilities`.
+fn measure(
+    predictor: &Predictor,
+    photos: &[PathBuf],
+    prepared: &[PreparedPhoto],
+) -> anyhow::Result<(f64, f64, f64)> {
     predictor.predict_prepared(&prepared[0].image, 5)?; // warm-up
     let net_latency_ms = median_ms(prepared.iter(), |p| {
         predictor.predict_prepared(&p.image, 5)?;
@@ -48,22 +71,9 @@ fn main() -> anyhow::Result<()> {
     })?;
     let images: Vec<_> = prepared.iter().map(|p| &p.image).collect();
     let started = Instant::now();
-    for batch in images.chunks(32) {
-        predictor.probabilities(batch)?;
-    }
+    predictor.probabilities(&images)?;
     let images_per_sec = images.len() as f64 / started.elapsed().as_secs_f64();
-    let input = &predictor.description().input;
-    let info: serde_json::Value = serde_json::from_slice(&std::fs::read(export.join("model.json"))?)?;
-    let model = info["model"]["arch"].as_str().unwrap_or_default();
-    println!(
-        "{}",
-        serde_json::json!({
-            "tool": "gemstones-predict (tract)", "model": model, "size": input.width, "precision": "f32",
-            "threads": 1, "latency_ms": latency_ms, "net_latency_ms": net_latency_ms,
-            "images_per_sec": images_per_sec,
-        })
-    );
-    Ok(())
+    Ok((latency_ms, net_latency_ms, images_per_sec))
 }
 
 /// Median milliseconds of `f` over `items`.

@@ -53,6 +53,7 @@ struct App {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let a = Args::parse();
+    gemstones_predict::tune_malloc_for_prediction();
     let predictor = Predictor::load(&a.model)?;
     let accuracy = match &a.metrics {
         Some(path) => accuracy_line(path)?,

@@ -26,9 +26,6 @@ struct Args {
     /// Classes to show per photograph.
     #[arg(long, short, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=1000))]
     k: u16,
-    /// Photographs per pass through the network.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
-    batch: u16,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -56,13 +53,14 @@ fn collect(p: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 fn main() -> anyhow::Result<ExitCode> {
     let a = Args::parse();
+    gemstones_predict::tune_malloc_for_prediction();
     let model = Predictor::load(&a.model)?;
     let mut files = Vec::new();
     for i in &a.inputs {
         collect(i, &mut files)?;
     }
     anyhow::ensure!(!files.is_empty(), "no files found in {:?}", a.inputs);
-    let results = model.predict_files(&files, usize::from(a.k), usize::from(a.batch));
+    let results = model.predict_files(&files, usize::from(a.k));
     if a.json {
         let v: Vec<serde_json::Value> = results
             .iter()

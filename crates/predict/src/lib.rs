@@ -35,8 +35,10 @@ use gemstones_dataset::{CropBox, PreprocessConfig, Preprocessor, Problem};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use tract_onnx::prelude::{
-    Framework, InferenceModelExt, IntoRunnable, TValue, Tensor, TypedRunnableModel, tvec,
+    Datum, Framework, InferenceFact, InferenceModelExt, IntoRunnable, TValue, Tensor, TypedRunnableModel,
+    tvec,
 };
+use tract_onnx::tract_core::transform::get_transform;
 
 /// What can go wrong.
 #[derive(Debug, thiserror::Error)]
@@ -150,7 +152,8 @@ pub struct PreparedPhoto {
 }
 
 /// A loaded export, ready to predict. Cheap to share between threads
-/// (`&self` everywhere; the plan is reference-counted).
+/// (`&self` everywhere; the plan is reference-counted). The network runs
+/// on the calling thread.
 #[derive(Debug, Clone)]
 pub struct Predictor {
     description: ExportDescription,
@@ -185,7 +188,7 @@ impl Predictor {
             )));
         }
         let onnx_path = dir.join(onnx);
-        let plan = load_plan(&onnx_path)?;
+        let plan = load_plan(&onnx_path, input)?;
         let to_input = BatchAugmenter::new(AugmentConfig::identity(), 0, input.width, input.height)?;
         Ok(Self { description, plan, to_input: Arc::new(to_input), onnx_path })
     }
@@ -230,15 +233,18 @@ impl Predictor {
         Ok(x)
     }
 
-    /// Softmax probabilities of prepared photographs, one row each, in one
-    /// batch through the model.
+    /// Softmax probabilities of prepared photographs, one row each. The
+    /// plan is made for one photograph (see `load_plan`), so they go
+    /// through the network one by one.
     pub fn probabilities(&self, photos: &[&RgbImage]) -> Result<Vec<Vec<f32>>> {
-        if photos.is_empty() {
-            return Ok(Vec::new());
-        }
-        let x = self.inputs(photos)?;
+        photos.iter().map(|photo| self.probabilities_of_one(photo)).collect()
+    }
+
+    /// Softmax probabilities of one prepared photograph.
+    fn probabilities_of_one(&self, photo: &RgbImage) -> Result<Vec<f32>> {
+        let x = self.inputs(&[photo])?;
         let input = &self.description.input;
-        let shape = [photos.len(), 3, input.height as usize, input.width as usize];
+        let shape = [1, 3, input.height as usize, input.width as usize];
         let fail = onnx_error(&self.onnx_path);
         let tensor = Tensor::from_shape(&shape, &x).map_err(&fail)?;
         let outputs = self.plan.run(tvec!(TValue::from(tensor))).map_err(&fail)?;
@@ -249,7 +255,7 @@ impl Predictor {
             });
         };
         let logits = first.to_plain_array_view::<f32>().map_err(&fail)?;
-        Ok(logits.outer_iter().map(|row| softmax(row.iter().copied())).collect())
+        Ok(softmax(logits.iter().copied()))
     }
 
     /// The `k` most probable classes of a row of probabilities (`k` is
@@ -281,55 +287,69 @@ impl Predictor {
 
     /// Top-`k` classes of a prepared photograph.
     pub fn predict_prepared(&self, photo: &RgbImage, k: usize) -> Result<Vec<Prediction>> {
-        let rows = self.probabilities(&[photo])?;
-        Ok(rows.first().map(|row| self.top_k(row, k)).unwrap_or_default())
+        Ok(self.top_k(&self.probabilities_of_one(photo)?, k))
     }
 
-    /// Top-`k` classes of many files, batched (up to `batch` photographs
-    /// through the model at once); each file's own result, in order.
-    pub fn predict_files(
-        &self,
-        paths: &[PathBuf],
-        k: usize,
-        batch: usize,
-    ) -> Vec<(PathBuf, Result<Vec<Prediction>>)> {
-        let mut results = Vec::with_capacity(paths.len());
-        for chunk in paths.chunks(batch.max(1)) {
-            let prepared: Vec<Result<PreparedPhoto>> = chunk.iter().map(|p| self.prepare_file(p)).collect();
-            let images: Vec<&RgbImage> =
-                prepared.iter().filter_map(|p| p.as_ref().ok()).map(|p| &p.image).collect();
-            let mut rows = match self.probabilities(&images) {
-                Ok(rows) => rows.into_iter().map(Ok).collect::<Vec<_>>(),
-                Err(e) => {
-                    let reason = e.to_string();
-                    images
-                        .iter()
-                        .map(|_| Err(Error::Onnx { path: self.onnx_path.clone(), reason: reason.clone() }))
-                        .collect()
-                }
-            }
-            .into_iter();
-            for (path, photo) in chunk.iter().zip(prepared) {
-                let result = match photo {
-                    Ok(_) => rows.next().unwrap_or_else(|| Ok(Vec::new())).map(|row| self.top_k(&row, k)),
-                    Err(e) => Err(e),
-                };
-                results.push((path.clone(), result));
-            }
-        }
-        results
+    /// Top-`k` classes of many files, each file's own result, in order (as
+    /// `Classifier::predict_files`).
+    pub fn predict_files(&self, paths: &[PathBuf], k: usize) -> Vec<(PathBuf, Result<Vec<Prediction>>)> {
+        paths.iter().map(|path| (path.clone(), self.predict_file(path, k))).collect()
     }
 }
 
-/// The ONNX model, optimised for its input shape (batch left free) and
-/// planned.
-fn load_plan(path: &Path) -> Result<Arc<TypedRunnableModel>> {
-    let bytes = std::fs::read(path).at(path)?;
-    tract_onnx::onnx()
-        .model_for_read(&mut &bytes[..])
-        .and_then(|m| m.into_optimized())
-        .and_then(|m| m.into_runnable())
-        .map_err(onnx_error(path))
+/// Keep a predicting process's peak memory near what the model needs:
+/// fix glibc's mmap threshold at its default 128 KB.
+///
+/// Loading copies the weights a few times (the ONNX protobuf, tract's
+/// model, its packed plan) and frees each copy. glibc raises its mmap
+/// threshold to the largest block freed, so the next copies come from the
+/// heap, which then cannot shrink past the fragments left. Measured with
+/// `scripts/bench-predict.sh` (Lite0, one photo): peak resident memory
+/// 60 MB without this call, 44 MB with it. It changes a process-wide
+/// setting, so it is for programs whose main job is prediction (the
+/// `predict_onnx` and `demo_page` examples call it first); it is not
+/// called by this crate. Returns whether glibc accepted it (always `false`
+/// off glibc).
+pub fn tune_malloc_for_prediction() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallopt only changes an allocator parameter; it is
+        // thread-safe and has no memory-safety preconditions.
+        unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024) == 1 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
+/// The ONNX model, planned for one photograph of the input's size, with
+/// its convolutions channel-last.
+///
+/// Both choices are measured (`scripts/bench-predict.sh`, Lite0 at 224 px,
+/// one thread, network alone): with the batch dimension left symbolic,
+/// tract cannot use its depthwise kernels (they need a concrete shape) and
+/// took 132.7 ms a photo; a batch of one took 28.6 ms, and channel-last
+/// convolutions 21.1 ms. A plan for batches of 32 ran 8.4 photos a second
+/// against 46 for one photo at a time, so there is no batch plan. tract's
+/// own two-thread pool (tract-linalg's `multithread-mm`) took 22.0 to 20.4
+/// ms, too little to be worth a thread pool per predictor.
+fn load_plan(path: &Path, input: &InputDescription) -> Result<Arc<TypedRunnableModel>> {
+    let fail = onnx_error(path);
+    let one_photo =
+        InferenceFact::dt_shape(f32::datum_type(), tvec![1, 3, input.height as usize, input.width as usize]);
+    let mut model = tract_onnx::onnx()
+        .model_for_path(path)
+        .and_then(|m| m.with_input_fact(0, one_photo))
+        .and_then(|m| m.into_typed())
+        .and_then(|m| m.into_decluttered())
+        .map_err(&fail)?;
+    let channel_last = get_transform("conv_nhwc").map_err(&fail)?.ok_or_else(|| Error::Onnx {
+        path: path.to_path_buf(),
+        reason: "this tract has no conv_nhwc transform".into(),
+    })?;
+    model.transform(&*channel_last).map_err(&fail)?;
+    model.into_optimized().and_then(|m| m.into_runnable()).map_err(&fail)
 }
 
 /// Softmax in f64 (no overflow whatever the logits), as f32.
