@@ -6,8 +6,9 @@
 #   - onnxruntime (Python, pinned venv) on the same model.onnx.
 # Single-photo latency (decode -> crop -> resize -> network -> top-5, median
 # over the photos; onnxruntime's Python side decodes and resizes with
-# Pillow, no crop), the network alone on the prepared photo, batch-32
-# throughput, then each one's peak memory (maximum resident set) as a
+# Pillow, no crop), the network alone on the prepared photo, throughput
+# over all the photos (batches of 32 for Classifier and onnxruntime, one
+# at a time for tract, whose plan is made for one), then each one's peak memory (maximum resident set) as a
 # process that loads the model and predicts one photo, and the size of the
 # libtorch-free binary.
 #
