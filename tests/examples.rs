@@ -680,6 +680,25 @@ fn train_final_fit_on_every_photo_predicts_and_folds_cross_validate() {
     let csv = std::fs::read_to_string(cv.join("crossval.csv")).unwrap();
     let first: Vec<&str> = csv.lines().map(|l| l.split(',').next().unwrap()).collect();
     assert_eq!(first, ["fold", "1", "2", "mean", "sd"], "{csv}");
+    // The runs' fold networks scored together, without training.
+    let together = dir.path().join("cv-together");
+    let scored = example("evaluate")
+        .arg("--runs")
+        .args([&cv, &cv])
+        .arg("--photos")
+        .arg(&photos)
+        .arg("--out")
+        .arg(&together)
+        .arg("--tta")
+        .output()
+        .unwrap();
+    let stdout = text(&scored.stdout);
+    assert!(scored.status.success(), "{}", text(&scored.stderr));
+    assert!(
+        stdout.contains("ensemble of 2 runs, mirror TTA: top-1 ") && stdout.contains("(2 of 2 folds)"),
+        "{stdout}"
+    );
+    assert!(together.join("crossval.csv").is_file());
     let both = train(&["--folds", "2", "--val-fraction", "0.2"], &dir.path().join("both"));
     assert_eq!(both.status.code(), Some(2), "{}", text(&both.stderr));
 }

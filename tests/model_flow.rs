@@ -618,3 +618,81 @@ fn cross_validation_scores_each_photo_once_and_resumes_fold_by_fold() {
     // val_fraction and folds both choosing validation photos is refused.
     assert!(CrossValidation::new(tiny_model(), tiny_train(2), 3).is_err());
 }
+
+/// Finished cross-validation runs scored together, without training: fold
+/// by fold, the ensemble of their networks is the average of their
+/// probabilities on the photos that fold held out; a run paired with itself
+/// scores as it did alone; runs on other folds are refused. An ensemble
+/// directory loads as one `Classifier`, which refuses to export.
+#[test]
+fn cross_validation_runs_score_together_as_an_ensemble() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (set, pre) = tiny_set(&tmp.path().join("photos"));
+    let cfg = TrainConfig { val_fraction: 0.0, ..tiny_train(1) };
+    let cv = |name: &str, cfg: TrainConfig| {
+        let dir = tmp.path().join(name);
+        CrossValidation::new(tiny_model(), cfg, 2)
+            .unwrap()
+            .progress(false)
+            .run(set.clone(), &pre, &dir)
+            .unwrap();
+        dir
+    };
+    let a = cv("a", cfg.clone());
+    let b = cv("b", TrainConfig { lr: 1e-2, ..cfg.clone() });
+    let alone: CrossValReport =
+        serde_json::from_slice(&std::fs::read(a.join("crossval.json")).unwrap()).unwrap();
+    let top1 = |r: &CrossValReport| r.scores.iter().map(|s| s.scores.top1).collect::<Vec<_>>();
+
+    let twice = score_runs(&[a.clone(), a.clone()], &set, false, &tmp.path().join("aa")).unwrap();
+    assert_eq!(top1(&twice), top1(&alone), "a network averaged with itself is itself");
+
+    let both = score_runs(&[a.clone(), b.clone()], &set, false, &tmp.path().join("ab")).unwrap();
+    assert!(both.complete && both.scores.len() == 2 && both.runs == [a.clone(), b.clone()]);
+    for s in &both.scores {
+        let fold = |run: &Path| Classifier::load(&run.join(format!("fold-{}", s.fold))).unwrap();
+        let fold_cfg =
+            TrainConfig { cross_val: Some(CrossValFold { fold: s.fold, folds: 2 }), ..cfg.clone() };
+        let (_, val) = split_indices(&set, &fold_cfg).unwrap();
+        let (pa, pb) = (
+            fold(&a).probabilities_of_set(&set, &val).unwrap(),
+            fold(&b).probabilities_of_set(&set, &val).unwrap(),
+        );
+        let ensemble = Classifier::ensemble(vec![fold(&a), fold(&b)]).unwrap();
+        assert_eq!(ensemble.members(), 2);
+        let averaged = ensemble.probabilities_of_set(&set, &val).unwrap();
+        let gap = (averaged - (pa + pb) / 2.0).abs().max().double_value(&[]);
+        assert!(gap < 1e-6, "fold {}: the ensemble is not the members' average ({gap})", s.fold);
+        assert_eq!(evaluate(&ensemble, &set, Some(&val)).unwrap().top1, s.scores.top1);
+        assert_eq!(s.validation_images, val.len());
+    }
+    assert!(tmp.path().join("ab/crossval.csv").is_file());
+
+    let tta = score_runs(&[a.clone()], &set, true, &tmp.path().join("a-tta")).unwrap();
+    let fold1 = Classifier::load(&a.join("fold-1")).unwrap().with_tta(true);
+    let (_, val) = split_indices(
+        &set,
+        &TrainConfig { cross_val: Some(CrossValFold { fold: 1, folds: 2 }), ..cfg.clone() },
+    )
+    .unwrap();
+    assert!(tta.tta);
+    assert_eq!(tta.scores[0].scores.top1, evaluate(&fold1, &set, Some(&val)).unwrap().top1);
+
+    let other_folds = cv("c", TrainConfig { seed: cfg.seed + 1, ..cfg.clone() });
+    let err = score_runs(&[a.clone(), other_folds], &set, false, &tmp.path().join("ac")).unwrap_err();
+    assert!(err.to_string().contains("runs must share their folds"), "{err}");
+
+    // An ensemble directory: one Classifier over its members.
+    let dir = tmp.path().join("ensemble");
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = EnsembleSpec { members: vec!["../a/fold-1".into(), "../b/fold-1".into()] };
+    std::fs::write(dir.join(ENSEMBLE_FILE), serde_json::to_vec(&spec).unwrap()).unwrap();
+    let loaded = Classifier::load(&dir).unwrap();
+    assert_eq!(loaded.members(), 2);
+    let err = loaded.export(&tmp.path().join("export")).unwrap_err();
+    assert!(err.to_string().contains("ensemble of 2 networks"), "{err}");
+    assert!(!tmp.path().join("export").exists());
+    std::fs::write(dir.join(ENSEMBLE_FILE), r#"{"members": ["../nowhere"]}"#).unwrap();
+    let err = Classifier::load(&dir).unwrap_err();
+    assert!(err.to_string().contains("nowhere"), "{err}");
+}

@@ -1,21 +1,34 @@
 //! Evaluate a trained model on a folder of class folders: top-1, top-5,
 //! per-class precision/recall/F1, confusion matrix, misclassified gallery.
-use std::path::PathBuf;
+//! `--runs A B` scores finished cross-validation runs together instead
+//! (an ensemble of their fold networks, or `--tta`), fold by fold, without
+//! training.
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Parser;
 use gemstones::dataset::EmptyClasses;
 use gemstones::dataset::{DEFAULT_MAX_DISTANCE, DecodeLimits, scan, verify, without_near_copies};
-use gemstones::model::{Classifier, Interpretation, evaluate};
+use gemstones::dataset::{PreprocessConfig, Preprocessed};
+use gemstones::model::{Classifier, Interpretation, evaluate, score_runs};
 use gemstones_cli::exit;
 
 #[derive(Parser, Debug)]
 #[command(about = "Evaluate a model directory on a test folder")]
 struct Args {
-    /// Model directory (from the train or workflow example).
-    #[arg(long)]
-    model: PathBuf,
-    /// Folder of class folders to evaluate on.
+    /// Model directory (from the train or workflow example; an ensemble
+    /// directory with ensemble.json averages its members).
+    #[arg(long, required_unless_present = "runs")]
+    model: Option<PathBuf>,
+    /// Instead: finished cross-validation runs (`train --folds`) made on
+    /// --photos with the same seed. Fold i is scored by the average of
+    /// every run's fold-i network (with --tta, and their mirror images) on
+    /// the photos it held out; <out>/crossval.json and .csv get the scores.
+    #[arg(long, num_args = 1.., conflicts_with_all = ["model", "train"])]
+    runs: Vec<PathBuf>,
+    /// Folder of class folders to evaluate on (with --runs: the photos the
+    /// runs trained on).
     #[arg(long)]
     photos: PathBuf,
     /// Output folder for metrics.json, CSVs and PNGs.
@@ -42,25 +55,16 @@ fn main() -> anyhow::Result<ExitCode> {
     gemstones_cli::exit_quietly_on_closed_pipe();
     gemstones_cli::init_logging();
     let a = Args::parse();
-    let clf = Classifier::load(&a.model)?.with_tta(a.tta);
+    let Some(model) = &a.model else {
+        return score_runs_together(&a);
+    };
+    let clf = Classifier::load(model)?.with_tta(a.tta);
     // The images are preprocessed exactly as the model's training images were.
     let cache = a.out.join(format!("images-{}.cache", clf.spec().preprocess.size));
     // Refused before anything is written when the photos hold a class the
     // model does not know.
     clf.class_ids_of(&scan(&a.photos)?.without_empty_classes()?.classes)?;
-    let (pre, _) = gemstones::dataset::prepare_folder(
-        &a.photos,
-        &clf.spec().preprocess,
-        &cache,
-        EmptyClasses::LeaveOut,
-        true,
-        // Short enough that Ctrl-C may simply end it: every file is
-        // written atomically.
-        &gemstones::dataset::StopFlag::new(),
-    )?;
-    for p in &pre.problems {
-        println!("skipped {p}");
-    }
+    let pre = prepared(&a.photos, &clf.spec().preprocess, &cache)?;
     let e = evaluate(&clf, &pre.set, None)?;
     let files = e.write(&a.out, &pre.set, a.gallery)?;
     println!(
@@ -99,6 +103,46 @@ fn main() -> anyhow::Result<ExitCode> {
         );
     }
     // One rule with predict: some inputs could not be read -> 3.
+    Ok(exit::problems_if(!pre.problems.is_empty()))
+}
+
+/// The photos preprocessed as a model's were (cached in `cache`), the
+/// skipped ones printed.
+fn prepared(photos: &Path, preprocess: &PreprocessConfig, cache: &Path) -> anyhow::Result<Preprocessed> {
+    let (pre, _) = gemstones::dataset::prepare_folder(
+        photos,
+        preprocess,
+        cache,
+        EmptyClasses::LeaveOut,
+        true,
+        // Short enough that Ctrl-C may simply end it: every file is
+        // written atomically.
+        &gemstones::dataset::StopFlag::new(),
+    )?;
+    for p in &pre.problems {
+        println!("skipped {p}");
+    }
+    Ok(pre)
+}
+
+/// `--runs`: the runs' fold networks scored together, fold by fold.
+fn score_runs_together(a: &Args) -> anyhow::Result<ExitCode> {
+    let first = a.runs.first().context("--runs names no run")?;
+    let preprocess = Classifier::load(&first.join("fold-1"))?.spec().preprocess;
+    let pre = prepared(&a.photos, &preprocess, &a.out.join(format!("images-{}.cache", preprocess.size)))?;
+    let report = score_runs(&a.runs, &pre.set, a.tta, &a.out)?;
+    for s in &report.scores {
+        println!(
+            "fold {}: top-1 {:.3}, top-5 {:.3}, macro F1 {:.3} ({} photos held out)",
+            s.fold, s.scores.top1, s.scores.top5, s.scores.macro_f1, s.validation_images
+        );
+    }
+    let what = if a.runs.len() > 1 { format!("ensemble of {} runs", a.runs.len()) } else { "one run".into() };
+    println!(
+        "{what}{}: {report}; wrote {}",
+        if a.tta { ", mirror TTA" } else { "" },
+        report.csv_path().display()
+    );
     Ok(exit::problems_if(!pre.problems.is_empty()))
 }
 

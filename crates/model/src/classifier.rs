@@ -45,19 +45,85 @@ pub struct Classifier {
     to_input: BatchAugmenter,
     tta: bool,
     weights: PathBuf,
+    /// The other networks of an ensemble, whose probabilities are averaged
+    /// with this one's (empty for one network).
+    others: Vec<Classifier>,
 }
 
 impl std::fmt::Debug for Classifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Classifier").field("model", &self.spec.model).field("weights", &self.weights).finish()
+        f.debug_struct("Classifier")
+            .field("model", &self.spec.model)
+            .field("weights", &self.weights)
+            .field("others", &self.others)
+            .finish()
     }
+}
+
+/// A model directory that is an ensemble holds this file instead of a
+/// network: `{"members": ["../lite0", "../lite2"]}`, the member model
+/// directories, relative to it.
+pub const ENSEMBLE_FILE: &str = "ensemble.json";
+
+/// What [`ENSEMBLE_FILE`] holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnsembleSpec {
+    /// The member model directories, relative to the ensemble's.
+    pub members: Vec<PathBuf>,
 }
 
 impl Classifier {
     /// Load `dir` (its `config.json` and `best.safetensors`, or the last
-    /// checkpoint's weights when there is no best yet). Errors name the
-    /// missing, corrupt or mismatched file.
+    /// checkpoint's weights when there is no best yet; or, when it holds
+    /// [`ENSEMBLE_FILE`], each member, as [`Classifier::ensemble`]). Errors
+    /// name the missing, corrupt or mismatched file.
     pub fn load(dir: &Path) -> Result<Self> {
+        let ensemble = dir.join(ENSEMBLE_FILE);
+        if !ensemble.exists() {
+            return Self::load_network(dir);
+        }
+        let spec: EnsembleSpec = crate::modeldir::read_json(&ensemble)?;
+        let members = spec.members.iter().map(|m| Self::load_network(&dir.join(m))).collect::<Result<_>>()?;
+        Self::ensemble(members).map_err(|e| Error::BadModel { path: ensemble, reason: e.to_string() })
+    }
+
+    /// One classifier that averages the probabilities of `members` (the
+    /// first one's spec is the ensemble's). They must know the same classes
+    /// in the same order and prepare photographs alike (the crop and the
+    /// cached size; their input sizes may differ).
+    pub fn ensemble(members: Vec<Classifier>) -> Result<Self> {
+        let mut members = members.into_iter();
+        let Some(mut first) = members.next() else {
+            return Err(Error::InvalidConfig { reason: "an ensemble needs at least one member".into() });
+        };
+        for mut member in members {
+            let differs = |what: &str| Error::InvalidConfig {
+                reason: format!(
+                    "{} and {} have different {what}: they cannot form an ensemble",
+                    first.weights.display(),
+                    member.weights.display()
+                ),
+            };
+            if member.classes != first.classes {
+                return Err(differs("classes"));
+            }
+            if member.spec.preprocess != first.spec.preprocess {
+                return Err(differs("preprocessing"));
+            }
+            first.others.append(&mut member.others);
+            first.others.push(member);
+        }
+        let tta = first.tta;
+        Ok(first.with_tta(tta))
+    }
+
+    /// Networks averaged (1 for a single network).
+    pub fn members(&self) -> usize {
+        1 + self.others.len()
+    }
+
+    /// Load one network's model directory.
+    fn load_network(dir: &Path) -> Result<Self> {
         let mdir = ModelDir::new(dir);
         let spec = mdir.read_spec()?;
         let classes = ClassIndex::from_ordered(spec.classes.clone())?;
@@ -91,7 +157,7 @@ impl Classifier {
         net.fold_for_inference();
         let s = spec.model.input_size();
         let to_input = BatchAugmenter::new(AugmentConfig::identity(), 0, s, s)?;
-        Ok(Self { spec, classes, net, vs, to_input, tta: false, weights })
+        Ok(Self { spec, classes, net, vs, to_input, tta: false, weights, others: Vec::new() })
     }
 
     /// The model's id of each class of `classes` (for images labelled by
@@ -108,9 +174,11 @@ impl Classifier {
         Ok(classes.names().iter().filter_map(|n| self.classes.id(n)).collect())
     }
 
-    /// Average the predictions of the image and its mirror image.
+    /// Average the predictions of the image and its mirror image (every
+    /// member's, in an ensemble).
     pub fn with_tta(mut self, on: bool) -> Self {
         self.tta = on;
+        self.others = self.others.into_iter().map(|o| o.with_tta(on)).collect();
         self
     }
 
@@ -237,7 +305,17 @@ impl Classifier {
         self.probabilities(&views?)
     }
 
+    /// The members' probabilities, averaged.
     fn probabilities(&self, views: &[ImageView<'_>]) -> Result<Tensor> {
+        let mut sum = self.probabilities_of_network(views)?;
+        for other in &self.others {
+            sum = sum.f_add(&other.probabilities_of_network(views)?)?;
+        }
+        Ok(if self.others.is_empty() { sum } else { sum.f_div_scalar(self.members() as f64)? })
+    }
+
+    /// This network's probabilities (with its mirror image's, under TTA).
+    fn probabilities_of_network(&self, views: &[ImageView<'_>]) -> Result<Tensor> {
         let len = self.to_input.image_len();
         let s = i64::from(self.spec.model.input_size());
         let mut x = vec![0f32; views.len() * len];

@@ -23,7 +23,7 @@ use gemstones_dataset::{ImageSet, PreprocessConfig, StopFlag};
 use serde::{Deserialize, Serialize};
 
 use crate::classifier::Classifier;
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::eval::evaluate;
 use crate::history::EpochStats;
 use crate::modeldir::{read_json, write_atomic, write_json};
@@ -88,6 +88,11 @@ pub struct CrossValReport {
     pub complete: bool,
     /// The folder holding the folds and the summary files.
     pub dir: PathBuf,
+    /// The cross-validation runs whose fold networks were averaged, for a
+    /// report of [`score_runs`] (`model` and `train` are then the first
+    /// run's); empty for a recipe's own run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<PathBuf>,
 }
 
 type FoldEpochCallback<'a> = Box<dyn FnMut(usize, &EpochStats) + 'a>;
@@ -240,26 +245,105 @@ impl<'a> CrossValidation<'a> {
     }
 
     fn summary(&self, scores: &[FoldScore], complete: bool, dir: &Path) -> CrossValReport {
-        let column = |f: fn(&Scores) -> f64| scores.iter().map(|s| f(&s.scores)).collect::<Vec<_>>();
-        let (top1, top5, f1) = (column(|s| s.top1), column(|s| s.top5), column(|s| s.macro_f1));
+        let (mean, sd) = mean_and_sd(scores);
         CrossValReport {
             folds: self.folds,
             scores: scores.to_vec(),
-            mean: Scores { top1: mean(&top1), top5: mean(&top5), macro_f1: mean(&f1) },
-            sd: Scores { top1: sample_sd(&top1), top5: sample_sd(&top5), macro_f1: sample_sd(&f1) },
+            mean,
+            sd,
             model: self.model.clone(),
             train: Self::fold_config(&self.cfg, 1, self.folds),
             tta: self.tta,
             complete,
             dir: dir.to_path_buf(),
+            runs: Vec::new(),
         }
     }
+}
+
+/// Score finished cross-validation runs made on the same folds (the same
+/// photos and seed) together, without training: fold i is scored by the
+/// ensemble of every run's `fold-<i>` network ([`Classifier::ensemble`]),
+/// with mirror TTA when `tta`. One run with `tta` scores TTA alone. Each
+/// fold is scored on the photos its networks never trained on; the report
+/// goes to `out` (`crossval.json`, `.csv`), its training time is the
+/// members' sum. Folds a run has not finished yet are left out
+/// (`complete` is then false).
+pub fn score_runs(runs: &[PathBuf], set: &ImageSet, tta: bool, out: &Path) -> Result<CrossValReport> {
+    let Some(first) = runs.first() else {
+        return Err(Error::InvalidConfig { reason: "no cross-validation run to score".into() });
+    };
+    let finished: CrossValReport = read_json(&first.join("crossval.json"))?;
+    let mut scores = Vec::new();
+    let mut recipe = None;
+    for fold in 1..=finished.folds {
+        let fold_files: Vec<PathBuf> =
+            runs.iter().map(|run| run.join(format!("fold-{fold}")).join("fold.json")).collect();
+        if fold_files.iter().any(|f| !f.exists()) {
+            break; // a run not finished yet: the folds before are scored
+        }
+        let records = fold_files.iter().map(|f| read_json::<FoldRecord>(f)).collect::<Result<Vec<_>>>()?;
+        let (_, val) = split_indices(set, &records[0].train)?;
+        for (run, record) in runs.iter().zip(&records).skip(1) {
+            if split_indices(set, &record.train)?.1 != val {
+                return Err(Error::InvalidConfig {
+                    reason: format!(
+                        "{} held out other photos in fold {fold} than {}: runs must share their folds",
+                        run.display(),
+                        first.display()
+                    ),
+                });
+            }
+        }
+        let members = runs
+            .iter()
+            .map(|run| Classifier::load(&run.join(format!("fold-{fold}"))))
+            .collect::<Result<Vec<_>>>()?;
+        let eval = evaluate(&Classifier::ensemble(members)?.with_tta(tta), set, Some(&val))?;
+        scores.push(FoldScore {
+            fold,
+            training_images: records[0].score.training_images,
+            validation_images: val.len(),
+            scores: Scores { top1: eval.top1, top5: eval.top5, macro_f1: eval.macro_f1 },
+            epochs: records[0].score.epochs,
+            train_seconds: records.iter().map(|r| r.score.train_seconds).sum(),
+        });
+        recipe.get_or_insert_with(|| (records[0].model.clone(), records[0].train.clone()));
+    }
+    let Some((model, train)) = recipe else {
+        return Err(Error::InvalidConfig { reason: format!("{} has no folds", first.display()) });
+    };
+    let (mean, sd) = mean_and_sd(&scores);
+    let report = CrossValReport {
+        folds: finished.folds,
+        complete: scores.len() == finished.folds,
+        mean,
+        sd,
+        scores,
+        model,
+        train,
+        tta,
+        dir: out.to_path_buf(),
+        runs: runs.to_vec(),
+    };
+    report.write()?;
+    Ok(report)
 }
 
 /// Two fold recipes are the same when they differ at most in settings that
 /// change speed, not results (those a resumed training accepts).
 fn same_recipe(a: &TrainConfig, b: &TrainConfig) -> bool {
     differences(a, b).is_empty()
+}
+
+/// The folds' mean scores and their sample standard deviations.
+fn mean_and_sd(scores: &[FoldScore]) -> (Scores, Scores) {
+    let column = |f: fn(&Scores) -> f64| scores.iter().map(|s| f(&s.scores)).collect::<Vec<_>>();
+    let (top1, top5, f1) = (column(|s| s.top1), column(|s| s.top5), column(|s| s.macro_f1));
+    (
+        Scores { top1: mean(&top1), top5: mean(&top5), macro_f1: mean(&f1) },
+        Scores { top1: sample_sd(&top1), top5: sample_sd(&top5), macro_f1: sample_sd(&f1) },
+    )
 }
 
 fn mean(xs: &[f64]) -> f64 {

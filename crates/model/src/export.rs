@@ -117,6 +117,14 @@ impl Classifier {
     /// or a path that is not a folder, is refused
     /// ([`Error::OutputInUse`]) before anything is written.
     pub fn export(&self, dir: &Path) -> Result<ExportFiles> {
+        if self.members() > 1 {
+            return Err(Error::InvalidConfig {
+                reason: format!(
+                    "an ensemble of {} networks exports one network at a time: export each member's model directory",
+                    self.members()
+                ),
+            });
+        }
         let info = self.export_info()?;
         let mut files = ExportFiles {
             module: dir.join(EXPORT_MODULE),

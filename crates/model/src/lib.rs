@@ -82,8 +82,8 @@ mod train;
 /// version without naming it.
 pub use tch;
 
-pub use classifier::{Classifier, Prediction};
-pub use crossval::{CrossValReport, CrossValidation, FoldScore, Scores};
+pub use classifier::{Classifier, ENSEMBLE_FILE, EnsembleSpec, Prediction};
+pub use crossval::{CrossValReport, CrossValidation, FoldScore, Scores, score_runs};
 pub use device::best_device;
 pub use efficientnet::EfficientNetLiteConfig;
 pub use error::{Error, Result};
