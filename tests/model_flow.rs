@@ -668,7 +668,7 @@ fn cross_validation_runs_score_together_as_an_ensemble() {
     }
     assert!(tmp.path().join("ab/crossval.csv").is_file());
 
-    let tta = score_runs(&[a.clone()], &set, true, &tmp.path().join("a-tta")).unwrap();
+    let tta = score_runs(std::slice::from_ref(&a), &set, true, &tmp.path().join("a-tta")).unwrap();
     let fold1 = Classifier::load(&a.join("fold-1")).unwrap().with_tta(true);
     let (_, val) = split_indices(
         &set,
