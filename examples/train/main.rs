@@ -28,7 +28,8 @@ struct Args {
     /// Model directory to write (resumed if it holds a checkpoint).
     #[arg(long, default_value = "runs/model")]
     out: PathBuf,
-    /// Preset: the tutorial's CNN and recipe, or the stronger ResNet.
+    /// Preset: the tutorial's CNN and recipe, the stronger ResNet, or a
+    /// fine-tuned EfficientNet-Lite (lite0: the one for real photographs).
     #[arg(long, value_parser = preset_parser(), default_value = "tutorial")]
     preset: Preset,
     /// Epochs (default: the preset's).

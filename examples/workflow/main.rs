@@ -40,7 +40,7 @@ struct Args {
     /// Demo catalogue: number of classes (2-8) and images per class.
     #[arg(value_parser = gemstones_cli::count_in(1, 10000), long, num_args = 2, value_names = ["CLASSES", "PER_CLASS"], default_values_t = [8, 40])]
     demo: Vec<usize>,
-    /// Model and training preset.
+    /// Model and training preset (lite0: the one for real photographs).
     #[arg(long, value_parser = preset_parser(), default_value = "resnet")]
     preset: Preset,
     /// Epochs (default: 25 on the demo set, else the preset's).
