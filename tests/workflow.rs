@@ -22,18 +22,26 @@ fn report_works_alone_in_a_browser(report: &std::path::Path, out: &WorkflowOutco
     eprintln!("screenshot of the report: {}", shot.display());
 }
 
+/// The demo workflow at a tiny size: 3 classes of `per_class` photos,
+/// `epochs` epochs at `input` pixels (cached a fifth larger), no progress
+/// bars.
+fn tiny_workflow(run_dir: &std::path::Path, per_class: usize, epochs: usize, input: u32) -> WorkflowConfig {
+    let mut cfg = WorkflowConfig::demo(run_dir);
+    cfg.source = PhotoSource::Demo { classes: 3, per_class };
+    cfg.epochs = Some(epochs);
+    cfg.input_size = Some(input);
+    cfg.image_size = Some(input + input / 5);
+    // One thread, as every training in this test binary (see tiny_train).
+    cfg.threads = Some(1);
+    cfg.progress = false;
+    cfg
+}
+
 #[test]
 fn the_whole_workflow_runs_end_to_end_and_resumes() {
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tmp.path().join("run");
-    let mut cfg = WorkflowConfig::demo(&run_dir);
-    cfg.source = PhotoSource::Demo { classes: 3, per_class: 14 };
-    cfg.epochs = Some(1);
-    cfg.input_size = Some(40);
-    cfg.image_size = Some(48);
-    // One thread, as every training in this test binary (see tiny_train).
-    cfg.threads = Some(1);
-    cfg.progress = false;
+    let cfg = tiny_workflow(&run_dir, 14, 1, 40);
     let mut lines = Vec::new();
     let out = run(&cfg, StopFlag::new(), &mut |l| lines.push(l.to_string())).unwrap();
     assert!(lines.iter().any(|l| l.starts_with("scraped")), "{lines:#?}");
@@ -113,14 +121,7 @@ fn the_whole_workflow_runs_end_to_end_and_resumes() {
 fn the_workflows_final_fit_trains_on_every_training_photo() {
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tmp.path().join("run");
-    let mut cfg = WorkflowConfig::demo(&run_dir);
-    cfg.source = PhotoSource::Demo { classes: 3, per_class: 10 };
-    cfg.epochs = Some(2);
-    cfg.input_size = Some(32);
-    cfg.image_size = Some(36);
-    cfg.threads = Some(1);
-    cfg.progress = false;
-    cfg.val_fraction = Some(0.0);
+    let cfg = WorkflowConfig { val_fraction: Some(0.0), ..tiny_workflow(&run_dir, 10, 2, 32) };
     let mut lines = Vec::new();
     let out = run(&cfg, StopFlag::new(), &mut |l| lines.push(l.to_string())).unwrap();
     // 10 % of 10 per class is one test photo each; the other 27 all train.
