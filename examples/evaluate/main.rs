@@ -11,7 +11,7 @@ use clap::Parser;
 use gemstones::dataset::EmptyClasses;
 use gemstones::dataset::{DEFAULT_MAX_DISTANCE, DecodeLimits, scan, verify, without_near_copies};
 use gemstones::dataset::{PreprocessConfig, Preprocessed};
-use gemstones::model::{Classifier, Interpretation, evaluate, score_runs};
+use gemstones::model::{Classifier, Interpretation, ModelDir, evaluate, fold_dir, score_runs};
 use gemstones_cli::exit;
 
 #[derive(Parser, Debug)]
@@ -128,7 +128,8 @@ fn prepared(photos: &Path, preprocess: &PreprocessConfig, cache: &Path) -> anyho
 /// `--runs`: the runs' fold networks scored together, fold by fold.
 fn score_runs_together(a: &Args) -> anyhow::Result<ExitCode> {
     let first = a.runs.first().context("--runs names no run")?;
-    let preprocess = Classifier::load(&first.join("fold-1"))?.spec().preprocess;
+    // The runs' preprocessing, from a fold's config.json (no network loaded).
+    let preprocess = ModelDir::new(fold_dir(first, 1)).read_spec()?.preprocess;
     let pre = prepared(&a.photos, &preprocess, &a.out.join(format!("images-{}.cache", preprocess.size)))?;
     let report = score_runs(&a.runs, &pre.set, a.tta, &a.out)?;
     for s in &report.scores {

@@ -14,7 +14,7 @@ use clap::Parser;
 use gemstones::dataset::{EmptyClasses, prepare_folder, scan};
 use gemstones::model::{
     Classifier, CrossValidation, EpochStats, ModelDir, Precision, ProgressiveResize, StopReason, Trainer,
-    evaluate, split_indices,
+    evaluate, fold_dir, split_indices,
 };
 use gemstones::presets::{Preset, check_pretrained};
 use gemstones_cli::{exit, init_logging, preset_parser, stop_on_ctrl_c};
@@ -201,7 +201,7 @@ fn main() -> anyhow::Result<ExitCode> {
         a.photos.display()
     );
     let model_dirs: Vec<PathBuf> = match a.folds {
-        Some(k) => (1..=k).map(|i| a.out.join(format!("fold-{i}"))).collect(),
+        Some(k) => (1..=k).map(|i| fold_dir(&a.out, i)).collect(),
         None => vec![a.out.clone()],
     };
     for dir in model_dirs.iter().filter(|_| !a.no_resume) {

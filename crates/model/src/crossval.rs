@@ -175,7 +175,7 @@ impl<'a> CrossValidation<'a> {
         let mut complete = true;
         for fold in 1..=self.folds {
             let cfg = Self::fold_config(&self.cfg, fold, self.folds);
-            let fold_dir = dir.join(format!("fold-{fold}"));
+            let fold_dir = fold_dir(dir, fold);
             let score = match self.scored_before(&fold_dir, &cfg)? {
                 Some(score) => score,
                 None => match self.train_and_score(&set, preprocess, &fold_dir, cfg)? {
@@ -277,8 +277,7 @@ pub fn score_runs(runs: &[PathBuf], set: &ImageSet, tta: bool, out: &Path) -> Re
     let mut scores = Vec::new();
     let mut recipe = None;
     for fold in 1..=finished.folds {
-        let fold_files: Vec<PathBuf> =
-            runs.iter().map(|run| run.join(format!("fold-{fold}")).join("fold.json")).collect();
+        let fold_files: Vec<PathBuf> = runs.iter().map(|run| fold_dir(run, fold).join("fold.json")).collect();
         if fold_files.iter().any(|f| !f.exists()) {
             break; // a run not finished yet: the folds before are scored
         }
@@ -295,10 +294,8 @@ pub fn score_runs(runs: &[PathBuf], set: &ImageSet, tta: bool, out: &Path) -> Re
                 });
             }
         }
-        let members = runs
-            .iter()
-            .map(|run| Classifier::load(&run.join(format!("fold-{fold}"))))
-            .collect::<Result<Vec<_>>>()?;
+        let members =
+            runs.iter().map(|run| Classifier::load(&fold_dir(run, fold))).collect::<Result<Vec<_>>>()?;
         let eval = evaluate(&Classifier::ensemble(members)?.with_tta(tta), set, Some(&val))?;
         scores.push(FoldScore {
             fold,
@@ -334,6 +331,12 @@ pub fn score_runs(runs: &[PathBuf], set: &ImageSet, tta: bool, out: &Path) -> Re
 /// change speed, not results (those a resumed training accepts).
 fn same_recipe(a: &TrainConfig, b: &TrainConfig) -> bool {
     differences(a, b).is_empty()
+}
+
+/// Fold `fold`'s model directory in a cross-validation run's folder `dir`
+/// (`dir/fold-<fold>`, from 1).
+pub fn fold_dir(dir: &Path, fold: usize) -> PathBuf {
+    dir.join(format!("fold-{fold}"))
 }
 
 /// The folds' mean scores and their sample standard deviations.
