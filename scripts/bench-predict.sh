@@ -38,6 +38,7 @@ out=$(mktemp)
 echo "== $(date -u +%F) $(nproc) cores; ${#photos[@]} photos of $PHOTOS; model $MODEL"
 echo "== gemstones-predict (tract)"
 cargo bench -q -p gemstones-predict --bench predict -- "$work/export" "${photos[@]}" | tee -a "$out"
+cargo bench -q -p gemstones-predict --bench predict -- --low-memory "$work/export" "${photos[@]}" | tee -a "$out"
 echo "== gemstones-model Classifier (libtorch)"
 rust predict "$MODEL" "${photos[@]}" | tee -a "$out"
 echo "== onnxruntime"
@@ -52,6 +53,7 @@ peak() { # peak TOOL COMMAND...: the command's maximum resident set, as a JSON l
 echo "== peak memory, predicting one photo"
 {
   peak "gemstones-predict (tract) predict_onnx" ./target/release/examples/predict_onnx --model "$work/export" "${photos[0]}"
+  peak "gemstones-predict (tract, --low-memory) predict_onnx" ./target/release/examples/predict_onnx --low-memory --model "$work/export" "${photos[0]}"
   peak "gemstones-model Classifier (libtorch) predict" ./target/release/examples/predict --model "$MODEL" "${photos[0]}"
   peak "onnxruntime (Python)" "$PY" benches/python/predict_peers.py one "$work/export" "${photos[0]}"
 } | tee -a "$out"

@@ -715,8 +715,8 @@ pub(crate) fn exported_tiny_model(dir: &Path) -> (std::path::PathBuf, std::path:
 
 /// `export` writes model.onnx beside model.pt; `predict_onnx` (the
 /// gemstones-predict crate's example, linked without libtorch) reads it and
-/// names the same classes as `predict`; a photo it cannot read is named,
-/// with predict's exit code 3.
+/// names the same classes as `predict`, with or without `--low-memory`; a
+/// photo it cannot read is named, with predict's exit code 3.
 #[test]
 fn predict_onnx_runs_an_export_without_libtorch_and_agrees_with_predict() {
     let dir = tempfile::tempdir().unwrap();
@@ -739,6 +739,10 @@ fn predict_onnx_runs_an_export_without_libtorch_and_agrees_with_predict() {
     assert_eq!(onnx.status.code(), Some(0), "{}", text(&onnx.stderr));
     assert_eq!(top1(&onnx), top1(&torch));
     assert_eq!(top1(&onnx).len(), 12);
+    // --low-memory changes only how memory is handed back, never an answer.
+    let lean = run(example("predict_onnx").arg("--low-memory").arg("--model").arg(&out).arg(&photos));
+    assert_eq!(lean.status.code(), Some(0), "{}", text(&lean.stderr));
+    assert_eq!(text(&lean.stdout), text(&onnx.stdout));
 
     let not_a_photo = dir.path().join("notes.jpg");
     std::fs::write(&not_a_photo, "not an image").unwrap();

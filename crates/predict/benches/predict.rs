@@ -2,8 +2,10 @@
 //! single-photo latency and batch throughput on an export, fields as
 //! `benches/python/compare.py` reads them.
 //!
-//!     cargo bench -p gemstones-predict --bench predict -- EXPORT_DIR PHOTO...
+//!     cargo bench -p gemstones-predict --bench predict -- [--low-memory] EXPORT_DIR PHOTO...
 //!
+//! `--low-memory` measures under `tune_malloc_for_low_memory` (as
+//! `predict_onnx --low-memory` and the demo page run).
 //! `latency_ms`: median over the photos of decode -> crop -> resize ->
 //! network -> top-5 (`predict_file`); `net_latency_ms`: the same from the
 //! prepared photo (`predict_prepared`); `images_per_sec`: all the prepared
@@ -15,10 +17,17 @@ use std::time::Instant;
 use gemstones_predict::{Predictor, PreparedPhoto};
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let mut args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let low_memory = args.first().is_some_and(|a| a == "--low-memory");
+    if low_memory {
+        args.remove(0);
+        anyhow::ensure!(gemstones_predict::tune_malloc_for_low_memory(), "glibc refused the malloc setting");
+    }
     let Some((export, photos)) = args.split_first() else {
-        anyhow::bail!("usage: predict EXPORT_DIR PHOTO...");
+        anyhow::bail!("usage: predict [--low-memory] EXPORT_DIR PHOTO...");
     };
+    let tool =
+        if low_memory { "gemstones-predict (tract, --low-memory)" } else { "gemstones-predict (tract)" };
     let photos: Vec<PathBuf> = photos.iter().map(PathBuf::from).collect();
     anyhow::ensure!(!photos.is_empty(), "no photos given");
     let export = Path::new(export);
@@ -45,7 +54,7 @@ fn main() -> anyhow::Result<()> {
     println!(
         "{}",
         serde_json::json!({
-            "tool": "gemstones-predict (tract)", "model": model, "size": input.width, "precision": "f32",
+            "tool": tool, "model": model, "size": input.width, "precision": "f32",
             "threads": 1, "latency_ms": latency_ms, "net_latency_ms": net_latency_ms,
             "images_per_sec": images_per_sec,
         })

@@ -297,20 +297,25 @@ impl Predictor {
     }
 }
 
-/// Keep a predicting process's peak memory near what the model needs:
-/// fix glibc's mmap threshold at its default 128 KB.
+/// Trade speed for memory: fix glibc's mmap threshold at its default
+/// 128 KB, so every large block goes back to the system when freed.
 ///
 /// Loading copies the weights a few times (the ONNX protobuf, tract's
-/// model, its packed plan) and frees each copy. glibc raises its mmap
-/// threshold to the largest block freed, so the next copies come from the
-/// heap, which then cannot shrink past the fragments left. Measured with
-/// `scripts/bench-predict.sh` (Lite0, one photo): peak resident memory
-/// 60 MB without this call, 44 MB with it. It changes a process-wide
-/// setting, so it is for programs whose main job is prediction (the
-/// `predict_onnx` and `demo_page` examples call it first); it is not
-/// called by this crate. Returns whether glibc accepted it (always `false`
-/// off glibc).
-pub fn tune_malloc_for_prediction() -> bool {
+/// model, its packed plan) and frees each copy, and every photo allocates
+/// each layer's output afresh (Lite0: 83 blocks of 64 KB or more, 46 MB in
+/// all, at most 7 MB alive at once). By default glibc raises its mmap
+/// threshold to the largest block freed and serves those blocks from a
+/// heap that keeps its fragments: fast, but the process holds 52-56 MB.
+/// With this call each block is mapped and unmapped: peak memory 41-42 MB,
+/// but every photo pays the page faults (Lite0, 224 px: 37 ms from the
+/// photo's bytes to the top-5 instead of 23). Measured with
+/// `scripts/bench-predict.sh`;
+/// no setting of glibc's thresholds gave both. It changes a process-wide
+/// setting, so it is for programs whose main job is prediction and whose
+/// memory matters more than their speed (the `demo_page` example calls it,
+/// `predict_onnx --low-memory` does); this crate never calls it. Returns
+/// whether glibc accepted it (always `false` off glibc).
+pub fn tune_malloc_for_low_memory() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // SAFETY: mallopt only changes an allocator parameter; it is
