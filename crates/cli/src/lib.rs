@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use gemstones::model::StopFlag;
+use gemstones::model::{OptimizerKind, StopFlag};
 use gemstones::presets::Preset;
 
 /// The clap parser of a `--preset` argument: its possible values listed in
@@ -19,6 +19,16 @@ pub fn preset_parser() -> impl clap::builder::TypedValueParser<Value = Preset> {
     use clap::builder::TypedValueParser;
     clap::builder::PossibleValuesParser::new(Preset::ALL.map(Preset::name))
         .try_map(|name| name.parse::<Preset>())
+}
+
+/// The clap parser of an `--optimizer` argument: `adam`, `adamw` or `sgd`.
+pub fn optimizer_parser() -> impl clap::builder::TypedValueParser<Value = OptimizerKind> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["adam", "adamw", "sgd"]).map(|name| match name.as_str() {
+        "adam" => OptimizerKind::Adam,
+        "adamw" => OptimizerKind::AdamW,
+        _ => OptimizerKind::Sgd,
+    })
 }
 
 /// The clap parser of a decimal flag within `min..=max`: `inf`, `NaN`,

@@ -10,7 +10,7 @@ use tch::nn;
 use crate::error::{IoContext, Result};
 use crate::history::{EpochStats, history_csv};
 use crate::modeldir::{ModelDir, save_weights, write_atomic, write_json};
-use crate::optim::Adam;
+use crate::optim::Optimizer;
 use crate::plots::plot_curves;
 
 /// Write a checkpoint of a run into `last/` (its weights, its optimizer
@@ -18,7 +18,7 @@ use crate::plots::plot_curves;
 pub(crate) fn write<S: Serialize>(
     dir: &ModelDir,
     vs: &nn::VarStore,
-    opt: &Adam,
+    opt: &Optimizer,
     state: &S,
     history: &[EpochStats],
 ) -> Result<()> {

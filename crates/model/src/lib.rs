@@ -7,7 +7,7 @@
 //!   (Keras' initialisers and parameter count) or a small ResNet; [`Net`]
 //!   builds it under a var store, every layer under its own path.
 //! - [`Trainer`] trains on a [`gemstones_dataset::ImageSet`] with a
-//!   [`TrainConfig`] (Adam or AdamW, schedules, label smoothing, mixup,
+//!   [`TrainConfig`] (Adam, AdamW or SGD, schedules, label smoothing, mixup,
 //!   clipping, early stopping, [`ProgressiveResize`]), augmenting the next batches on a background
 //!   thread, writing checkpoints, history and curves into a [`ModelDir`],
 //!   resuming from the last checkpoint, stopping cleanly on a [`StopFlag`].

@@ -1,5 +1,6 @@
-//! Adam and AdamW with their state in tensors we can save, so a resumed run
-//! continues exactly; and the learning-rate schedules.
+//! Adam, AdamW and SGD with momentum, with their state in tensors we can
+//! save, so a resumed run continues exactly; and the learning-rate
+//! schedules.
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -7,7 +8,8 @@ use tch::{Kind, Tensor, nn};
 
 use crate::error::{Error, Result};
 
-/// Adam (the tutorial's) or AdamW (decoupled weight decay).
+/// Adam (the tutorial's), AdamW (decoupled weight decay) or SGD with
+/// momentum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OptimizerKind {
@@ -16,20 +18,28 @@ pub enum OptimizerKind {
     Adam,
     /// AdamW; weight decay shrinks the weights directly.
     AdamW,
+    /// SGD with `momentum` (Nesterov's if `nesterov`), as `torch.optim.SGD`;
+    /// weight decay is added to the gradient (L2).
+    Sgd,
 }
 
-/// Optimizer settings (defaults: Keras' Adam).
+/// Optimizer settings (defaults: Keras' Adam; SGD's momentum 0.9,
+/// Nesterov's).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct OptimizerConfig {
-    /// Adam or AdamW.
+    /// Adam, AdamW or SGD.
     pub kind: OptimizerKind,
-    /// First-moment decay.
+    /// First-moment decay (Adam, AdamW).
     pub beta1: f64,
-    /// Second-moment decay.
+    /// Second-moment decay (Adam, AdamW).
     pub beta2: f64,
-    /// Denominator epsilon (Keras' 1e-7).
+    /// Denominator epsilon (Keras' 1e-7; Adam, AdamW).
     pub eps: f64,
+    /// Momentum (SGD).
+    pub momentum: f64,
+    /// Nesterov momentum (SGD).
+    pub nesterov: bool,
     /// Weight decay.
     pub weight_decay: f64,
     /// Decay batch-norm parameters and biases (one-dimensional variables)
@@ -44,6 +54,8 @@ impl Default for OptimizerConfig {
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-7,
+            momentum: 0.9,
+            nesterov: true,
             weight_decay: 0.0,
             decay_norms_and_biases: true,
         }
@@ -109,20 +121,22 @@ impl Schedule {
     }
 }
 
-/// Adam/AdamW over a var store's trainable variables, each with its own
-/// learning-rate multiplier (discriminative learning rates) and whether it
-/// is decayed.
-pub(crate) struct Adam {
+/// Adam, AdamW or SGD over a var store's trainable variables, each with its
+/// own learning-rate multiplier (discriminative learning rates) and whether
+/// it is decayed.
+pub(crate) struct Optimizer {
     cfg: OptimizerConfig,
     vars: Vec<(String, Tensor)>,
     lr_scale: Vec<f64>,
     decayed: Vec<bool>,
+    /// Adam's first moment; SGD's momentum buffer.
     m: Vec<Tensor>,
+    /// Adam's second moment (zeros under SGD).
     v: Vec<Tensor>,
     step: i64,
 }
 
-impl Adam {
+impl Optimizer {
     #[cfg(test)]
     pub(crate) fn new(vs: &nn::VarStore, cfg: OptimizerConfig) -> Self {
         Self::with_lr_scales(vs, cfg, |_| 1.0)
@@ -182,6 +196,9 @@ impl Adam {
     }
 
     pub(crate) fn step(&mut self, lr: f64) {
+        if self.cfg.kind == OptimizerKind::Sgd {
+            return self.sgd_step(lr);
+        }
         let c = self.cfg;
         self.step += 1;
         let bc1 = 1.0 - c.beta1.powi(self.step as i32);
@@ -216,6 +233,29 @@ impl Adam {
         });
     }
 
+    /// `torch.optim.SGD` (dampening 0): `buf = momentum * buf + g`, then a
+    /// step along `buf`, or along `g + momentum * buf` with Nesterov.
+    fn sgd_step(&mut self, lr: f64) {
+        let c = self.cfg;
+        self.step += 1;
+        tch::no_grad(|| {
+            let per_var = self.lr_scale.iter().zip(&self.decayed);
+            for (((_, var), buf), (&scale, &decayed)) in self.vars.iter_mut().zip(&mut self.m).zip(per_var) {
+                let mut g = var.grad();
+                if !g.defined() {
+                    continue;
+                }
+                if decayed && c.weight_decay > 0.0 {
+                    g = &g + &*var * c.weight_decay;
+                }
+                let _ = buf.g_mul_scalar_(c.momentum);
+                let _ = buf.g_add_(&g);
+                let direction = if c.nesterov { &g + &*buf * c.momentum } else { buf.shallow_clone() };
+                let _ = var.g_add_(&(direction * (-lr * scale)));
+            }
+        });
+    }
+
     /// Save the moments and the step count.
     pub(crate) fn save(&self, path: &Path) -> Result<()> {
         let mut named: Vec<(String, Tensor)> = Vec::with_capacity(2 * self.vars.len() + 1);
@@ -227,7 +267,7 @@ impl Adam {
         crate::modeldir::write_safetensors_atomic(&named, path)
     }
 
-    /// Load state written by [`Adam::save`] for the same variables.
+    /// Load state written by [`Optimizer::save`] for the same variables.
     pub(crate) fn load(&mut self, path: &Path) -> Result<()> {
         let bad = |reason: String| Error::BadModel { path: path.to_path_buf(), reason };
         let tensors: std::collections::HashMap<String, Tensor> =
@@ -279,7 +319,7 @@ mod tests {
     fn adam_minimises_a_quadratic_and_its_state_round_trips() {
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let x = vs.root().var("x", &[3], nn::Init::Const(5.0));
-        let mut opt = Adam::new(&vs, OptimizerConfig::default());
+        let mut opt = Optimizer::new(&vs, OptimizerConfig::default());
         for _ in 0..300 {
             opt.zero_grad();
             let loss = (&x - Tensor::from_slice(&[1.0f32, -2.0, 3.0])).square().sum(Kind::Float);
@@ -291,28 +331,38 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("opt.safetensors");
         opt.save(&p).unwrap();
-        let mut other = Adam::new(&vs, OptimizerConfig::default());
+        let mut other = Optimizer::new(&vs, OptimizerConfig::default());
         other.load(&p).unwrap();
         assert_eq!(other.step, 300);
         assert!(other.m[0].allclose(&opt.m[0], 0.0, 0.0, false));
     }
 
-    /// The same updates as libtorch's own `torch::optim::Adam` and `AdamW`
-    /// (which `tch::nn::Adam`/`AdamW` drive), step after step.
+    /// The same updates as libtorch's own `torch::optim::Adam`, `AdamW` and
+    /// `SGD` (which `tch::nn::Adam`/`AdamW`/`Sgd` drive), step after step.
     #[test]
-    fn matches_libtorchs_adam_and_adamw() {
+    fn matches_libtorchs_adam_adamw_and_sgd() {
         use tch::nn::OptimizerConfig as _;
-        for (kind, wd) in [(OptimizerKind::Adam, 0.0), (OptimizerKind::AdamW, 0.05)] {
+        let runs = [
+            (OptimizerKind::Adam, 0.0, true),
+            (OptimizerKind::AdamW, 0.05, true),
+            (OptimizerKind::Sgd, 0.0, false),
+            (OptimizerKind::Sgd, 0.01, true),
+        ];
+        for (kind, wd, nesterov) in runs {
             let target = Tensor::from_slice(&[1.0f32, -2.0, 3.0, 0.5]);
             let ours_vs = nn::VarStore::new(tch::Device::Cpu);
             let ours_x = ours_vs.root().var("x", &[4], nn::Init::Const(0.7));
-            let cfg = OptimizerConfig { kind, weight_decay: wd, eps: 1e-8, ..OptimizerConfig::default() };
-            let mut ours = Adam::new(&ours_vs, cfg);
+            let cfg =
+                OptimizerConfig { kind, weight_decay: wd, eps: 1e-8, nesterov, ..OptimizerConfig::default() };
+            let mut ours = Optimizer::new(&ours_vs, cfg);
             let ref_vs = nn::VarStore::new(tch::Device::Cpu);
             let ref_x = ref_vs.root().var("x", &[4], nn::Init::Const(0.7));
             let mut reference = match kind {
                 OptimizerKind::Adam => nn::Adam::default().build(&ref_vs, 0.01).unwrap(),
                 OptimizerKind::AdamW => nn::AdamW { wd, ..Default::default() }.build(&ref_vs, 0.01).unwrap(),
+                OptimizerKind::Sgd => {
+                    nn::Sgd { momentum: 0.9, dampening: 0.0, wd, nesterov }.build(&ref_vs, 0.01).unwrap()
+                }
             };
             for _ in 0..50 {
                 ours.zero_grad();

@@ -146,7 +146,7 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Base learning rate.
     pub lr: f64,
-    /// Adam or AdamW and their settings.
+    /// Adam, AdamW or SGD and their settings.
     pub optimizer: OptimizerConfig,
     /// Learning-rate schedule.
     pub schedule: Schedule,
@@ -268,6 +268,10 @@ impl TrainConfig {
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return bad(format!("lr must be > 0, got {}", self.lr));
+        }
+        let momentum = self.optimizer.momentum;
+        if !(0.0..1.0).contains(&momentum) {
+            return bad(format!("optimizer.momentum must be within 0..1, got {momentum}"));
         }
         let wd = self.optimizer.weight_decay;
         if !(wd.is_finite() && (0.0..1.0).contains(&wd)) {

@@ -32,7 +32,7 @@ use crate::layers::to_channels_last;
 use crate::loader::{Loader, LoaderPlan};
 use crate::modeldir::{HeldOut, ModelDir, ModelSpec, SPEC_FORMAT, load_weights, read_json};
 use crate::nets::{ModelConfig, Net, trainable_parameters};
-use crate::optim::Adam;
+use crate::optim::Optimizer;
 use crate::pretrained::PretrainedWeights;
 use resume::check_resumable_with;
 use session::{EpochEnd, EpochPlan, LoaderInput, Session, early_stopped, train_step};
@@ -305,7 +305,7 @@ impl<'a> Trainer<'a> {
         }
         let parameters = trainable_parameters(&vs);
         let fine_tune = cfg.fine_tune;
-        let mut opt = Adam::with_lr_scales(&vs, cfg.optimizer, |name| {
+        let mut opt = Optimizer::with_lr_scales(&vs, cfg.optimizer, |name| {
             fine_tune.map_or(1.0, |f| f.lr_mult(net.depth_of(name)))
         });
         let mut state = TrainState {

@@ -21,13 +21,13 @@ use crate::loader::batches_per_epoch;
 use crate::modeldir::ModelDir;
 use crate::modeldir::save_weights;
 use crate::nets::{ModelConfig, Net};
-use crate::optim::Adam;
+use crate::optim::Optimizer;
 
 /// What a run trains and carries from step to step.
 pub(super) struct Session {
     pub(super) vs: nn::VarStore,
     pub(super) net: Net,
-    pub(super) opt: Adam,
+    pub(super) opt: Optimizer,
     pub(super) state: TrainState,
     /// Trainable parameters (for the report).
     pub(super) parameters: i64,
@@ -175,7 +175,7 @@ pub(super) fn early_stopped(cfg: &TrainConfig, state: &TrainState) -> bool {
 /// correct predictions (mixup: weighted by lambda).
 pub(super) fn train_step(
     net: &Net,
-    opt: &mut Adam,
+    opt: &mut Optimizer,
     cfg: &TrainConfig,
     batch: &crate::loader::Batch,
     lr: f64,
