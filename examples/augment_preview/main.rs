@@ -13,8 +13,9 @@ struct Args {
     /// The PNG to write.
     #[arg(long, default_value = "augment_preview.png")]
     out: PathBuf,
-    /// tutorial (Keras' ImageDataGenerator as in the tutorial) or strong.
-    #[arg(long, value_parser = ["tutorial", "strong"], default_value = "tutorial")]
+    /// tutorial (Keras' ImageDataGenerator as in the tutorial), strong, or
+    /// trivial (TrivialAugment with crop, flips and cutout).
+    #[arg(long, value_parser = ["tutorial", "strong", "trivial"], default_value = "tutorial")]
     preset: String,
     /// Augmented versions.
     #[arg(value_parser = gemstones_cli::count_in(1, 64), long, default_value_t = 6)]
@@ -32,7 +33,11 @@ fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     let mut pp = Preprocessor::new(PreprocessConfig { size: a.size, ..PreprocessConfig::default() })?;
     let img = pp.process_file(&a.image).map_err(|p| anyhow::anyhow!("{p}"))?;
-    let cfg = if a.preset == "strong" { AugmentConfig::strong() } else { AugmentConfig::tutorial() };
+    let cfg = match a.preset.as_str() {
+        "strong" => AugmentConfig::strong(),
+        "trivial" => AugmentConfig::trivial(),
+        _ => AugmentConfig::tutorial(),
+    };
     preview(ImageView::from_rgb(&img)?, &cfg, a.seed, a.n, &a.out)?;
     println!("{}", a.out.display());
     Ok(())

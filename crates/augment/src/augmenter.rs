@@ -253,7 +253,7 @@ impl BatchAugmenter {
                         *b = f32::from(px[1]);
                         *c = f32::from(px[2]);
                     }
-                    apply_row(p, stats, row, &mut s.f, &mut noise);
+                    apply_row(p, stats.as_ref(), row, &mut s.f, &mut noise);
                     write_f32_row(&mut out, row, ow, oh, &s.f);
                 }
             }

@@ -3,36 +3,94 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
 use crate::config::EraseFill;
-use crate::params::AugmentParams;
+use crate::params::{AugmentParams, PointOp};
 use crate::warp::ImageView;
 
-/// Image statistics some colour operations need, from the source image.
-#[derive(Debug, Clone, Copy)]
+/// Image statistics some colour operations need, from the source image
+/// (torchvision measures them on the image it is given, after any warp;
+/// here the pipeline renders row by row, so they come from the source).
+#[derive(Debug, Clone)]
 pub(crate) struct Stats {
     min: f32,
     max: f32,
     mean_grey: f32,
+    /// Each channel's `[min, max]` (autocontrast).
+    channel_range: [[f32; 2]; 3],
+    /// Each channel's equalizing lookup table, when asked for.
+    equalize: Option<Box<[[u8; 256]; 3]>>,
 }
 
 impl Stats {
     /// Computed only when the parameters need them.
     pub(crate) fn of(src: &ImageView<'_>, p: &AugmentParams) -> Option<Self> {
-        if p.channel_shift.is_none() && p.jitter[1] == 1.0 {
+        let point = matches!(p.point, Some(PointOp::AutoContrast | PointOp::Equalize));
+        if p.channel_shift.is_none() && p.jitter[1] == 1.0 && !point {
             return None;
         }
         let d = src.data();
-        let (mut min, mut max) = (255u8, 0u8);
+        let mut histogram = [[0u32; 256]; 3];
         let mut grey = 0f64;
         for px in d.chunks_exact(3) {
-            min = min.min(px[0]).min(px[1]).min(px[2]);
-            max = max.max(px[0]).max(px[1]).max(px[2]);
+            for k in 0..3 {
+                histogram[k][usize::from(px[k])] += 1;
+            }
             grey += f64::from(grey_of(f32::from(px[0]), f32::from(px[1]), f32::from(px[2])));
         }
+        let channel_range = histogram.map(|h| {
+            let lo = h.iter().position(|&n| n > 0).unwrap_or(0);
+            let hi = h.iter().rposition(|&n| n > 0).unwrap_or(255);
+            [lo as f32, hi as f32]
+        });
+        let equalize =
+            (p.point == Some(PointOp::Equalize)).then(|| Box::new(histogram.map(|h| equalizer(&h))));
         Some(Self {
-            min: f32::from(min),
-            max: f32::from(max),
-            mean_grey: (grey / (d.len() / 3) as f64) as f32,
+            min: channel_range.iter().map(|r| r[0]).fold(255.0, f32::min),
+            max: channel_range.iter().map(|r| r[1]).fold(0.0, f32::max),
+            mean_grey: (grey / (d.len() / 3).max(1) as f64) as f32,
+            channel_range,
+            equalize,
         })
+    }
+}
+
+/// PIL's `ImageOps.equalize` lookup table for one channel's histogram.
+fn equalizer(histogram: &[u32; 256]) -> [u8; 256] {
+    let identity = std::array::from_fn(|i| i as u8);
+    let used: Vec<u64> = histogram.iter().filter(|&&n| n > 0).map(|&n| u64::from(n)).collect();
+    let Some(&last) = used.last() else { return identity };
+    let step = (used.iter().sum::<u64>() - last) / 255;
+    if used.len() <= 1 || step == 0 {
+        return identity;
+    }
+    let mut n = step / 2;
+    let mut lut = [0u8; 256];
+    for (entry, &count) in lut.iter_mut().zip(histogram) {
+        *entry = (n / step).min(255) as u8;
+        n += u64::from(count);
+    }
+    lut
+}
+
+/// One channel's value after TrivialAugment's pointwise operation.
+#[inline]
+fn point_op(op: PointOp, stats: Option<&Stats>, channel: usize, v: f32) -> f32 {
+    match (op, stats) {
+        (PointOp::Posterize { bits }, _) => {
+            let quantum = f32::from(1u16 << (8 - bits.clamp(1, 8)));
+            (v / quantum).floor() * quantum
+        }
+        (PointOp::Solarize { threshold }, _) if v >= threshold => 255.0 - v,
+        (PointOp::AutoContrast, Some(s)) => {
+            // Pillow's lookup table, truncating as it does, in f64 as Python.
+            let [lo, hi] = s.channel_range[channel].map(f64::from);
+            let scale = 255.0 / (hi - lo);
+            let stretched = (f64::from(v) * scale - lo * scale).floor().clamp(0.0, 255.0);
+            if hi > lo { stretched as f32 } else { v }
+        }
+        (PointOp::Equalize, Some(Stats { equalize: Some(lut), .. })) => {
+            f32::from(lut[channel][v.round().clamp(0.0, 255.0) as usize])
+        }
+        _ => v,
     }
 }
 
@@ -48,14 +106,16 @@ pub(crate) fn is_identity(p: &AugmentParams) -> bool {
         && p.brightness.is_none()
         && p.jitter == [1.0, 1.0, 1.0, 0.0]
         && p.erase.is_none()
+        && p.point.is_none()
 }
 
 /// Apply the colour operations to one row (`0..=255` floats, modified in
 /// place): Keras channel shift and brightness, then jitter (brightness,
-/// contrast, saturation, hue), then cutout.
+/// contrast, saturation, hue), then TrivialAugment's pointwise operation,
+/// then cutout.
 pub(crate) fn apply_row(
     p: &AugmentParams,
-    stats: Option<Stats>,
+    stats: Option<&Stats>,
     row: usize,
     ch: &mut [Vec<f32>; 3],
     cval_rng: &mut Option<Pcg64Mcg>,
@@ -100,6 +160,13 @@ pub(crate) fn apply_row(
             r[i] = x;
             g[i] = y;
             b[i] = z;
+        }
+    }
+    if let Some(op) = p.point {
+        for (k, chan) in [&mut *r, &mut *g, &mut *b].into_iter().enumerate() {
+            for v in chan.iter_mut() {
+                *v = point_op(op, stats, k, *v);
+            }
         }
     }
     if let Some(e) = &p.erase {

@@ -146,6 +146,18 @@ pub struct AugmentConfig {
     pub color_jitter: ColorJitter,
     /// Cutout last.
     pub random_erasing: Option<RandomErasing>,
+    /// TrivialAugment (Müller and Hutter, 2021) as torchvision's
+    /// `TrivialAugmentWide`: each image also gets one operation drawn
+    /// uniformly from identity, shear, row and column shift, rotation,
+    /// brightness, saturation, contrast, posterize, solarize, autocontrast
+    /// and equalize, at a magnitude drawn uniformly from 31 steps between
+    /// none and the operation's widest (shear 0.99, shift 32/224 of the
+    /// side, rotation 135 degrees, factors 1 ± 0.99, 8 to 2 bits,
+    /// threshold 255 to 0). It composes with the settings above; see
+    /// [`AugmentConfig::trivial`]. Sharpness, the one operation left out,
+    /// needs a pixel's neighbours, which this row-wise pipeline does not
+    /// keep.
+    pub trivial_augment: bool,
 }
 
 impl Default for AugmentConfig {
@@ -167,6 +179,7 @@ impl Default for AugmentConfig {
             random_resized_crop: None,
             color_jitter: ColorJitter::default(),
             random_erasing: None,
+            trivial_augment: false,
         }
     }
 }
@@ -210,6 +223,23 @@ impl AugmentConfig {
             random_resized_crop: Some(RandomResizedCrop { scale: [0.5, 1.0], ratio: [0.8, 1.25] }),
             color_jitter: ColorJitter { brightness: 0.15, contrast: 0.15, saturation: 0.1, hue: 0.0 },
             random_erasing: Some(RandomErasing { p: 0.25, scale: [0.02, 0.15], ..RandomErasing::default() }),
+            ..Self::default()
+        }
+    }
+
+    /// torchvision's TrivialAugment recipe: the random resized crop,
+    /// flips, reflection fill and cutout of [`AugmentConfig::strong`], with
+    /// [`AugmentConfig::trivial_augment`] in place of its hand-set ranges
+    /// (rotation, shifts, shear, zoom, colour jitter).
+    pub fn trivial() -> Self {
+        let strong = Self::strong();
+        Self {
+            horizontal_flip: true,
+            vertical_flip: true,
+            fill_mode: strong.fill_mode,
+            random_resized_crop: strong.random_resized_crop,
+            random_erasing: strong.random_erasing,
+            trivial_augment: true,
             ..Self::default()
         }
     }
@@ -346,9 +376,17 @@ mod tests {
 
     #[test]
     fn presets_validate_and_tutorial_matches_keras() {
-        for c in [AugmentConfig::identity(), AugmentConfig::tutorial(), AugmentConfig::strong()] {
+        for c in [
+            AugmentConfig::identity(),
+            AugmentConfig::tutorial(),
+            AugmentConfig::strong(),
+            AugmentConfig::trivial(),
+        ] {
             c.validate().unwrap();
         }
+        let t = AugmentConfig::trivial();
+        assert!(t.trivial_augment && t.rotation_range == 0.0 && t.color_jitter == ColorJitter::default());
+        assert!(!AugmentConfig::strong().trivial_augment && !t.is_identity());
         let t = AugmentConfig::tutorial();
         assert_eq!((t.width_shift_range, t.height_shift_range, t.shear_range), (0.1, 0.1, 0.2));
         assert!(t.horizontal_flip && !t.vertical_flip && t.fill_mode == FillMode::Nearest);

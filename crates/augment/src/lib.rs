@@ -7,7 +7,7 @@
 //!   (rotation, shifts, shear in degrees, independent x/y zoom, flips, fill
 //!   modes, brightness, channel shift); [`AugmentConfig::tutorial`] is the
 //!   tutorial's generator. Extras: random resized crop, colour jitter (hue
-//!   off by default), cutout.
+//!   off by default), cutout, TrivialAugment ([`AugmentConfig::trivial`]).
 //! - Rotation, shift, shear, zoom, flips and resize compose into one affine
 //!   map ([`AugmentParams::source_map`]) and each image is resampled once.
 //! - [`BatchAugmenter`] writes batches straight into a caller's buffer, as
@@ -48,5 +48,5 @@ pub use config::{
     RandomResizedCrop, keras_zoom,
 };
 pub use error::{Error, Result};
-pub use params::{AugmentParams, Erase, image_rng};
+pub use params::{AugmentParams, Erase, PointOp, image_rng};
 pub use warp::ImageView;

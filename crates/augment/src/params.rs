@@ -23,6 +23,28 @@ pub struct Erase {
     pub noise_seed: u64,
 }
 
+/// A pointwise operation of TrivialAugment's ([`AugmentConfig::trivial_augment`]),
+/// applied to each channel after the colour jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PointOp {
+    /// Keep the `bits` high bits of each value (PIL's `posterize`).
+    Posterize {
+        /// 1 to 8.
+        bits: u8,
+    },
+    /// Invert each value at or above `threshold` (PIL's `solarize`).
+    Solarize {
+        /// 0-255.
+        threshold: f32,
+    },
+    /// Stretch each channel's range in the source to 0-255 (PIL's
+    /// `autocontrast`).
+    AutoContrast,
+    /// Equalize each channel's histogram in the source (PIL's `equalize`).
+    Equalize,
+}
+
 /// Everything sampled for one image: record it to replay the same
 /// augmentation later ([`crate::BatchAugmenter::apply`] takes it).
 ///
@@ -60,6 +82,9 @@ pub struct AugmentParams {
     pub jitter: [f32; 4],
     /// Cutout.
     pub erase: Option<Erase>,
+    /// TrivialAugment's pointwise operation, if it drew one.
+    #[serde(default)]
+    pub point: Option<PointOp>,
 }
 
 impl Default for AugmentParams {
@@ -85,6 +110,7 @@ impl AugmentParams {
             crop: None,
             jitter: [1.0, 1.0, 1.0, 0.0],
             erase: None,
+            point: None,
         }
     }
 
@@ -155,7 +181,35 @@ impl AugmentParams {
                 }
             }
         }
+        if cfg.trivial_augment {
+            p.trivial_augment(rng, out);
+        }
         p
+    }
+
+    /// Draw one of `TrivialAugmentWide`'s operations and its magnitude, and
+    /// compose it with the parameters already drawn. `out` is `(height,
+    /// width)`.
+    fn trivial_augment(&mut self, rng: &mut impl Rng, (oh, ow): (u32, u32)) {
+        // torchvision's 31 magnitude bins, from none to the widest.
+        let step = rng.random_range(0..=30u8) as f32 / 30.0;
+        let signed = |rng: &mut dyn rand::RngCore| if rng.random::<bool>() { step } else { -step };
+        // Shifts: torchvision's 32 pixels, at its 224-pixel reference size.
+        let shift = 32.0 / 224.0;
+        match rng.random_range(0..12u8) {
+            0 => {}
+            1 => self.shear += signed(rng) * 0.99f32.atan().to_degrees(),
+            2 => self.tx += signed(rng) * shift * oh as f32,
+            3 => self.ty += signed(rng) * shift * ow as f32,
+            4 => self.theta += signed(rng) * 135.0,
+            5 => self.jitter[0] *= 1.0 + 0.99 * signed(rng),
+            6 => self.jitter[2] *= 1.0 + 0.99 * signed(rng),
+            7 => self.jitter[1] *= 1.0 + 0.99 * signed(rng),
+            8 => self.point = Some(PointOp::Posterize { bits: 8 - (step * 6.0).round() as u8 }),
+            9 => self.point = Some(PointOp::Solarize { threshold: 255.0 * (1.0 - step) }),
+            10 => self.point = Some(PointOp::AutoContrast),
+            _ => self.point = Some(PointOp::Equalize),
+        }
     }
 
     /// The affine map from output pixel `(row, col)` to source coordinates:

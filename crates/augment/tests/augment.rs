@@ -251,6 +251,70 @@ fn colour_operations_do_what_they_say() {
 }
 
 #[test]
+fn trivial_augments_pointwise_operations_match_pillows_imageops() {
+    // References: tests/pil/make_references.py (Pillow 11.3.0), on the
+    // Keras test's input; the source is the output here, so equal values.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let input = image::open(dir.join("keras/input.png")).unwrap().into_rgb8();
+    let (h, w) = (input.height(), input.width());
+    let cases = [
+        ("posterize3", PointOp::Posterize { bits: 3 }),
+        ("solarize128", PointOp::Solarize { threshold: 128.0 }),
+        ("autocontrast", PointOp::AutoContrast),
+        ("equalize", PointOp::Equalize),
+    ];
+    for (name, op) in cases {
+        let ours = render(AugmentConfig::identity(), &params(|p| p.point = Some(op)), input.as_raw(), h, w);
+        let pil = image::open(dir.join(format!("pil/{name}.png"))).unwrap().into_rgb8();
+        assert_ne!(pil.as_raw(), input.as_raw(), "{name} changes the test image");
+        assert_eq!(&ours, pil.as_raw(), "{name}");
+    }
+}
+
+#[test]
+fn trivial_augment_draws_one_operation_per_image_from_all_twelve() {
+    let src = image(32, 32, 9);
+    let view = ImageView::new(&src, 32, 32).unwrap();
+    let aug = BatchAugmenter::new(AugmentConfig::trivial(), 1, 32, 32).unwrap();
+    let base = AugmentConfig { trivial_augment: false, ..AugmentConfig::trivial() };
+    let plain = BatchAugmenter::new(base, 1, 32, 32).unwrap();
+    let mut counts = [0usize; 12];
+    for i in 0..2400 {
+        let (p, q) = (aug.sample(0, i, &view), plain.sample(0, i, &view));
+        assert_eq!(
+            (p.crop, p.flip_horizontal, p.flip_vertical, p.erase),
+            (q.crop, q.flip_horizontal, q.flip_vertical, q.erase)
+        );
+        let changed = [
+            p.shear != 0.0,
+            p.tx != 0.0,
+            p.ty != 0.0,
+            p.theta != 0.0,
+            p.jitter[0] != 1.0,
+            p.jitter[2] != 1.0,
+            p.jitter[1] != 1.0,
+            matches!(p.point, Some(PointOp::Posterize { .. })),
+            matches!(p.point, Some(PointOp::Solarize { .. })),
+            p.point == Some(PointOp::AutoContrast),
+            p.point == Some(PointOp::Equalize),
+        ];
+        assert!(changed.iter().filter(|&&c| c).count() <= 1, "one operation at most: {p:?}");
+        match changed.iter().position(|&c| c) {
+            Some(op) => counts[op + 1] += 1,
+            None => counts[0] += 1, // identity, or a magnitude of zero
+        }
+        assert!(p.theta.abs() <= 135.0 && p.shear.abs() <= 44.8 && p.tx.abs() <= 32.0 / 224.0 * 32.0);
+        assert!(p.jitter.iter().take(3).all(|f| (0.01 - 1e-6..=1.99 + 1e-6).contains(f)), "{p:?}");
+        if let Some(PointOp::Posterize { bits }) = p.point {
+            assert!((2..=8).contains(&bits));
+        }
+    }
+    // 200 expected of each; the identity also gets the zero magnitudes.
+    assert!(counts.iter().all(|&n| (140..=320).contains(&n)), "{counts:?}");
+    assert_eq!(aug.sample(3, 5, &view), aug.sample(3, 5, &view));
+}
+
+#[test]
 fn hue_jitter_is_off_in_every_preset_and_ranges_are_respected() {
     let src = image(32, 32, 9);
     let view = ImageView::new(&src, 32, 32).unwrap();
