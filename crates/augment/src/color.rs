@@ -21,35 +21,46 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
-    /// Computed only when the parameters need them.
+    /// Computed only when the parameters need them; the per-channel
+    /// histograms only for autocontrast and equalize (a histogram pass
+    /// costs more than the min/max/mean one the jitter needs).
     pub(crate) fn of(src: &ImageView<'_>, p: &AugmentParams) -> Option<Self> {
-        let point = matches!(p.point, Some(PointOp::AutoContrast | PointOp::Equalize));
-        if p.channel_shift.is_none() && p.jitter[1] == 1.0 && !point {
+        let per_channel = matches!(p.point, Some(PointOp::AutoContrast | PointOp::Equalize));
+        if p.channel_shift.is_none() && p.jitter[1] == 1.0 && !per_channel {
             return None;
         }
         let d = src.data();
-        let mut histogram = [[0u32; 256]; 3];
+        let (mut min, mut max) = (255u8, 0u8);
         let mut grey = 0f64;
         for px in d.chunks_exact(3) {
-            for k in 0..3 {
-                histogram[k][usize::from(px[k])] += 1;
-            }
+            min = min.min(px[0]).min(px[1]).min(px[2]);
+            max = max.max(px[0]).max(px[1]).max(px[2]);
             grey += f64::from(grey_of(f32::from(px[0]), f32::from(px[1]), f32::from(px[2])));
         }
-        let channel_range = histogram.map(|h| {
-            let lo = h.iter().position(|&n| n > 0).unwrap_or(0);
-            let hi = h.iter().rposition(|&n| n > 0).unwrap_or(255);
-            [lo as f32, hi as f32]
-        });
-        let equalize =
-            (p.point == Some(PointOp::Equalize)).then(|| Box::new(histogram.map(|h| equalizer(&h))));
-        Some(Self {
-            min: channel_range.iter().map(|r| r[0]).fold(255.0, f32::min),
-            max: channel_range.iter().map(|r| r[1]).fold(0.0, f32::max),
+        let mut stats = Self {
+            min: f32::from(min),
+            max: f32::from(max),
             mean_grey: (grey / (d.len() / 3).max(1) as f64) as f32,
-            channel_range,
-            equalize,
-        })
+            channel_range: [[0.0, 255.0]; 3],
+            equalize: None,
+        };
+        if per_channel {
+            let mut histogram = [[0u32; 256]; 3];
+            for px in d.chunks_exact(3) {
+                for k in 0..3 {
+                    histogram[k][usize::from(px[k])] += 1;
+                }
+            }
+            stats.channel_range = histogram.map(|h| {
+                let lo = h.iter().position(|&n| n > 0).unwrap_or(0);
+                let hi = h.iter().rposition(|&n| n > 0).unwrap_or(255);
+                [lo as f32, hi as f32]
+            });
+            if p.point == Some(PointOp::Equalize) {
+                stats.equalize = Some(Box::new(histogram.map(|h| equalizer(&h))));
+            }
+        }
+        Some(stats)
     }
 }
 
