@@ -604,6 +604,21 @@ fn export_writes_a_module_and_its_description_and_names_a_missing_model() {
     assert_eq!(info["classes"].as_array().map(Vec::len), Some(2));
     assert!(tch::CModule::load(out.join("model.pt")).is_ok());
 
+    // For a larger input side than it trained at: the description says it.
+    let larger = dir.path().join("export-larger");
+    let side = info["input"]["width"].as_u64().unwrap() + 8;
+    let done = run(example("export")
+        .arg("--model")
+        .arg(&model)
+        .arg("--out")
+        .arg(&larger)
+        .args(["--input-size", &side.to_string()]));
+    assert_eq!(done.status.code(), Some(0), "{}", text(&done.stderr));
+    let larger_info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(larger.join("model.json")).unwrap()).unwrap();
+    assert_eq!(larger_info["input"]["width"].as_u64(), Some(side));
+    assert_eq!(larger_info["input"]["height"].as_u64(), Some(side));
+
     // The same model again: said, nothing rewritten.
     let before = snapshot(&out);
     let again = run(example("export").arg("--model").arg(&model).arg("--out").arg(&out));

@@ -287,6 +287,18 @@ fn a_model_directory_predicts_and_bad_ones_are_named() {
     assert!(preds[0].probability >= preds[1].probability);
     let sum: f64 = clf.predict_file(&file, 3).unwrap().iter().map(|p| p.probability).sum();
     assert!((sum - 1.0).abs() < 1e-4, "{sum}");
+    // At another input side: the native side changes nothing, a larger one
+    // (the whole 36-pixel cached image, not resized to 32) another input.
+    let all: Vec<usize> = (0..set.len()).collect();
+    let native = clf.probabilities_of_set(&set, &all).unwrap();
+    let at = |side: u32| Classifier::load(&moved).unwrap().with_tta(true).with_input_size(side);
+    assert_eq!(at(32).unwrap().probabilities_of_set(&set, &all).unwrap(), native);
+    let at_36 = at(36).unwrap();
+    assert_eq!(at_36.spec().model.input_size(), 36);
+    assert_ne!(at_36.probabilities_of_set(&set, &all).unwrap(), native);
+    assert_eq!(at_36.predict_file(&file, 3).unwrap().len(), 3);
+    let err = at(16).unwrap_err().to_string();
+    assert!(err.contains("16x16") && err.contains("best.safetensors"), "{err}");
     let batch = clf.predict_files(&[file.clone(), tmp.path().join("nope.jpg")], 1);
     assert!(batch[0].1.is_ok() && batch[1].1.as_ref().unwrap_err().to_string().contains("nope.jpg"));
     let eval = evaluate(&clf, &set, None).unwrap();
@@ -644,10 +656,11 @@ fn cross_validation_runs_score_together_as_an_ensemble() {
         serde_json::from_slice(&std::fs::read(a.join("crossval.json")).unwrap()).unwrap();
     let top1 = |r: &CrossValReport| r.scores.iter().map(|s| s.scores.top1).collect::<Vec<_>>();
 
-    let twice = score_runs(&[a.clone(), a.clone()], &set, false, &tmp.path().join("aa")).unwrap();
+    let twice =
+        score_runs(&[a.clone(), a.clone()], &set, Scoring::default(), &tmp.path().join("aa")).unwrap();
     assert_eq!(top1(&twice), top1(&alone), "a network averaged with itself is itself");
 
-    let both = score_runs(&[a.clone(), b.clone()], &set, false, &tmp.path().join("ab")).unwrap();
+    let both = score_runs(&[a.clone(), b.clone()], &set, Scoring::default(), &tmp.path().join("ab")).unwrap();
     assert!(both.complete && both.scores.len() == 2 && both.runs == [a.clone(), b.clone()]);
     for s in &both.scores {
         let fold = |run: &Path| Classifier::load(&run.join(format!("fold-{}", s.fold))).unwrap();
@@ -668,18 +681,29 @@ fn cross_validation_runs_score_together_as_an_ensemble() {
     }
     assert!(tmp.path().join("ab/crossval.csv").is_file());
 
-    let tta = score_runs(std::slice::from_ref(&a), &set, true, &tmp.path().join("a-tta")).unwrap();
-    let fold1 = Classifier::load(&a.join("fold-1")).unwrap().with_tta(true);
+    let only_a = std::slice::from_ref(&a);
+    let with_tta = Scoring { tta: true, ..Scoring::default() };
+    let tta = score_runs(only_a, &set, with_tta, &tmp.path().join("a-tta")).unwrap();
+    let fold1 = || Classifier::load(&a.join("fold-1")).unwrap();
     let (_, val) = split_indices(
         &set,
         &TrainConfig { cross_val: Some(CrossValFold { fold: 1, folds: 2 }), ..cfg.clone() },
     )
     .unwrap();
-    assert!(tta.tta);
-    assert_eq!(tta.scores[0].scores.top1, evaluate(&fold1, &set, Some(&val)).unwrap().top1);
+    assert!(tta.tta && tta.input_size.is_none());
+    assert_eq!(tta.scores[0].scores.top1, evaluate(&fold1().with_tta(true), &set, Some(&val)).unwrap().top1);
+
+    // At another input side: each fold network predicts at that side.
+    let at_36 = Scoring { input_size: Some(36), ..Scoring::default() };
+    let larger = score_runs(only_a, &set, at_36, &tmp.path().join("a-36")).unwrap();
+    assert_eq!(larger.input_size, Some(36));
+    let fold1_at_36 = fold1().with_input_size(36).unwrap();
+    assert_eq!(fold1_at_36.spec().model.input_size(), 36);
+    assert_eq!(larger.scores[0].scores.top1, evaluate(&fold1_at_36, &set, Some(&val)).unwrap().top1);
 
     let other_folds = cv("c", TrainConfig { seed: cfg.seed + 1, ..cfg.clone() });
-    let err = score_runs(&[a.clone(), other_folds], &set, false, &tmp.path().join("ac")).unwrap_err();
+    let err =
+        score_runs(&[a.clone(), other_folds], &set, Scoring::default(), &tmp.path().join("ac")).unwrap_err();
     assert!(err.to_string().contains("runs must share their folds"), "{err}");
 
     // An ensemble directory: one Classifier over its members.

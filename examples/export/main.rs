@@ -16,13 +16,20 @@ struct Args {
     /// Output folder for model.onnx, model.pt and model.json.
     #[arg(long, default_value = "export")]
     out: PathBuf,
+    /// Export for this input side rather than the one the network trained
+    /// at (see `evaluate --input-size`; not for the tutorial CNN).
+    #[arg(value_parser = clap::value_parser!(u32).range(32..=1024), long)]
+    input_size: Option<u32>,
 }
 
 fn main() -> anyhow::Result<()> {
     gemstones_cli::exit_quietly_on_closed_pipe();
     gemstones_cli::init_logging();
     let a = Args::parse();
-    let clf = Classifier::load(&a.model)?;
+    let mut clf = Classifier::load(&a.model)?;
+    if let Some(size) = a.input_size {
+        clf = clf.with_input_size(size)?;
+    }
     let files = clf.export(&a.out)?;
     if files.unchanged {
         println!("{} already holds this model's export: nothing to do", a.out.display());

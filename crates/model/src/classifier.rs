@@ -182,6 +182,30 @@ impl Classifier {
         self
     }
 
+    /// Predict at another input side than the network trained at (every
+    /// member's, in an ensemble): timm's `test_input_size`, torchvision's
+    /// larger evaluation crops. A random-resized-crop augmentation shows
+    /// the network its objects larger than a whole photograph at the same
+    /// side does, so a larger side at test time can make up for it (Touvron
+    /// et al., "Fixing the train-test resolution discrepancy", 2019). The
+    /// spec then gives this side (an ONNX export follows it). An error for
+    /// a network whose dense layer fixes its input size (the tutorial
+    /// CNN's) or a side below 32.
+    pub fn with_input_size(mut self, size: u32) -> Result<Self> {
+        if !self.spec.model.any_input_size() || size < 32 {
+            return Err(Error::InvalidConfig {
+                reason: format!(
+                    "{}: cannot predict at {size}x{size} (a network that takes any input side, at least 32)",
+                    self.weights.display()
+                ),
+            });
+        }
+        self.spec.model = self.spec.model.clone().with_input_size(size);
+        self.to_input = BatchAugmenter::new(AugmentConfig::identity(), 0, size, size)?;
+        self.others = self.others.into_iter().map(|o| o.with_input_size(size)).collect::<Result<_>>()?;
+        Ok(self)
+    }
+
     /// What the model is and how its inputs are made.
     pub fn spec(&self) -> &ModelSpec {
         &self.spec

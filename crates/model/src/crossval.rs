@@ -84,6 +84,10 @@ pub struct CrossValReport {
     pub train: TrainConfig,
     /// Scored with mirror test-time augmentation.
     pub tta: bool,
+    /// Scored at this input side rather than the side the networks trained
+    /// at ([`Classifier::with_input_size`]), for a report of [`score_runs`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_size: Option<u32>,
     /// Whether every fold is scored (false after Ctrl-C).
     pub complete: bool,
     /// The folder holding the folds and the summary files.
@@ -254,6 +258,7 @@ impl<'a> CrossValidation<'a> {
             model: self.model.clone(),
             train: Self::fold_config(&self.cfg, 1, self.folds),
             tta: self.tta,
+            input_size: None,
             complete,
             dir: dir.to_path_buf(),
             runs: Vec::new(),
@@ -261,15 +266,26 @@ impl<'a> CrossValidation<'a> {
     }
 }
 
+/// How [`score_runs`] scores the fold networks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scoring {
+    /// Average with the mirror image ([`Classifier::with_tta`]).
+    pub tta: bool,
+    /// Predict at this input side ([`Classifier::with_input_size`]);
+    /// `None`: the side the networks trained at.
+    pub input_size: Option<u32>,
+}
+
 /// Score finished cross-validation runs made on the same folds (the same
 /// photos and seed) together, without training: fold i is scored by the
 /// ensemble of every run's `fold-<i>` network ([`Classifier::ensemble`]),
-/// with mirror TTA when `tta`. One run with `tta` scores TTA alone. Each
-/// fold is scored on the photos its networks never trained on; the report
-/// goes to `out` (`crossval.json`, `.csv`), its training time is the
-/// members' sum. Folds a run has not finished yet are left out
-/// (`complete` is then false).
-pub fn score_runs(runs: &[PathBuf], set: &ImageSet, tta: bool, out: &Path) -> Result<CrossValReport> {
+/// with mirror TTA or at another input side as `scoring` says. One run
+/// with [`Scoring::tta`] scores TTA alone. Each fold is scored on the
+/// photos its networks never trained on; the report goes to `out`
+/// (`crossval.json`, `.csv`), its training time is the members' sum.
+/// Folds a run has not finished yet are left out (`complete` is then
+/// false).
+pub fn score_runs(runs: &[PathBuf], set: &ImageSet, scoring: Scoring, out: &Path) -> Result<CrossValReport> {
     let Some(first) = runs.first() else {
         return Err(Error::InvalidConfig { reason: "no cross-validation run to score".into() });
     };
@@ -296,7 +312,11 @@ pub fn score_runs(runs: &[PathBuf], set: &ImageSet, tta: bool, out: &Path) -> Re
         }
         let members =
             runs.iter().map(|run| Classifier::load(&fold_dir(run, fold))).collect::<Result<Vec<_>>>()?;
-        let eval = evaluate(&Classifier::ensemble(members)?.with_tta(tta), set, Some(&val))?;
+        let mut clf = Classifier::ensemble(members)?.with_tta(scoring.tta);
+        if let Some(size) = scoring.input_size {
+            clf = clf.with_input_size(size)?;
+        }
+        let eval = evaluate(&clf, set, Some(&val))?;
         scores.push(FoldScore {
             fold,
             training_images: records[0].score.training_images,
@@ -319,7 +339,8 @@ pub fn score_runs(runs: &[PathBuf], set: &ImageSet, tta: bool, out: &Path) -> Re
         scores,
         model,
         train,
-        tta,
+        tta: scoring.tta,
+        input_size: scoring.input_size,
         dir: out.to_path_buf(),
         runs: runs.to_vec(),
     };

@@ -83,7 +83,7 @@ mod train;
 pub use tch;
 
 pub use classifier::{Classifier, ENSEMBLE_FILE, EnsembleSpec, Prediction};
-pub use crossval::{CrossValReport, CrossValidation, FoldScore, Scores, fold_dir, score_runs};
+pub use crossval::{CrossValReport, CrossValidation, FoldScore, Scores, Scoring, fold_dir, score_runs};
 pub use device::best_device;
 pub use efficientnet::EfficientNetLiteConfig;
 pub use error::{Error, Result};
