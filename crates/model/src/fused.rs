@@ -4,7 +4,7 @@ use std::cell::Cell;
 use std::ffi::{CStr, c_char};
 use std::sync::OnceLock;
 
-use tch::Tensor;
+use tch::{Device, Kind, Tensor};
 use torch_sys::C_tensor;
 
 unsafe extern "C" {
@@ -41,16 +41,44 @@ pub(crate) fn unfused<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
-/// Whether convolutions on this thread may use the fused kernel now.
-pub(crate) fn enabled() -> bool {
-    ENABLED.with(Cell::get) && available()
+/// Whether convolutions of `kind` on this thread may use the fused kernel now.
+pub(crate) fn enabled(kind: Kind) -> bool {
+    ENABLED.with(Cell::get) && runs_here(kind)
 }
 
-/// Whether this libtorch has the fused kernel (it needs oneDNN), asked once.
-fn available() -> bool {
-    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+/// Whether the fused kernel runs on this machine for tensors of `kind`,
+/// found out once per kind by a 1-pixel convolution. This libtorch may lack
+/// the kernel (it needs oneDNN), and oneDNN refuses bf16 on CPUs without
+/// AVX-512 BW/VL/DQ or AVX-NE-CONVERT: asking up front costs one call,
+/// where failing and falling back would cost a C++ exception with a stack
+/// trace on every convolution of every batch.
+fn runs_here(kind: Kind) -> bool {
+    static F32: OnceLock<bool> = OnceLock::new();
+    static BF16: OnceLock<bool> = OnceLock::new();
+    let answer = match kind {
+        Kind::Float => &F32,
+        Kind::BFloat16 => &BF16,
+        _ => return false,
+    };
+    *answer.get_or_init(|| has_kernel() && one_pixel_convolution_runs(kind))
+}
+
+/// Whether this libtorch has the fused kernel, asked once.
+fn has_kernel() -> bool {
+    static HAS_KERNEL: OnceLock<bool> = OnceLock::new();
     // SAFETY: takes no arguments; catches every C++ exception.
-    *AVAILABLE.get_or_init(|| unsafe { gemstones_conv_relu6_available() } == 1)
+    *HAS_KERNEL.get_or_init(|| unsafe { gemstones_conv_relu6_available() } == 1)
+}
+
+fn one_pixel_convolution_runs(kind: Kind) -> bool {
+    let one = Tensor::ones([1, 1, 1, 1], (kind, Device::Cpu));
+    match conv_relu6(&one, &one, None, 0, 1, 1) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::debug!("fused convolution unavailable for {kind:?} here ({e}); running it unfused");
+            false
+        }
+    }
 }
 
 /// `min(max(conv2d(x, w, b), 0), 6)`, padding `pad` on every side, in one
@@ -88,7 +116,6 @@ pub(crate) fn conv_relu6(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::{Device, Kind};
 
     fn reference(x: &Tensor, w: &Tensor, b: &Tensor, pad: i64, stride: i64, groups: i64) -> Tensor {
         x.conv2d(w, Some(b), [stride; 2], [pad; 2], [1, 1], groups).clamp(0.0, 6.0)
@@ -97,8 +124,10 @@ mod tests {
     #[test]
     fn the_fused_kernel_is_there_and_matches_conv_then_relu6() {
         // The PyPI libtorch this project installs is built with oneDNN: the
-        // fused path must be taken, not silently skipped.
-        assert!(enabled());
+        // fused path must be taken, not silently skipped; in bf16 too,
+        // wherever the CPU has what oneDNN's bf16 path needs.
+        assert!(enabled(Kind::Float));
+        assert_eq!(enabled(Kind::BFloat16), cpu_runs_onednn_bf16());
         tch::manual_seed(7);
         // (in, out, kernel, stride, groups): a pointwise, a 3x3 at stride
         // 2, a depthwise 5x5.
@@ -111,7 +140,7 @@ mod tests {
                 (Kind::Float, Device::Cpu),
             ));
             let b = Tensor::randn([cout], (Kind::Float, Device::Cpu));
-            for kind in [Kind::Float, Kind::BFloat16] {
+            for kind in [Kind::Float, Kind::BFloat16].into_iter().filter(|&kind| enabled(kind)) {
                 let (x, w, b) = (x.to_kind(kind), w.to_kind(kind), b.to_kind(kind));
                 let got = conv_relu6(&x, &w, Some(&b), k / 2, stride, groups).unwrap().to_kind(Kind::Float);
                 let want = reference(&x, &w, &b, k / 2, stride, groups).to_kind(Kind::Float);
@@ -125,6 +154,34 @@ mod tests {
                 assert!(clipped, "the inputs reach both ends of ReLU6");
             }
         }
+    }
+
+    /// oneDNN's rule for its bf16 convolutions (`mkldnn_bf16_device_check`),
+    /// with what `ONEDNN_MAX_CPU_ISA` allows it (`AVX2` there plays a CPU
+    /// without AVX-512, as CI's: the unfused path is then taken and tested).
+    fn cpu_runs_onednn_bf16() -> bool {
+        let capped = std::env::var("ONEDNN_MAX_CPU_ISA")
+            .is_ok_and(|isa| ["SSE41", "AVX", "AVX2", "AVX2_VNNI"].contains(&isa.to_uppercase().as_str()));
+        !capped && cpu_has_onednn_bf16()
+    }
+
+    fn cpu_has_onednn_bf16() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            (has!("avx512bw") && has!("avx512vl") && has!("avx512dq")) || has!("avxneconvert")
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            std::arch::is_aarch64_feature_detected!("bf16")
+        }
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        false
+    }
+
+    #[test]
+    fn other_kinds_never_take_the_fused_path() {
+        assert!(!enabled(Kind::Half) && !enabled(Kind::Double));
     }
 
     #[test]

@@ -139,7 +139,11 @@ impl Conv {
     /// EfficientNet-Lite's bf16 batch inference (see `fused.cpp`);
     /// otherwise the convolution, then ReLU6 in place.
     pub(crate) fn forward_relu6(&self, x: &Tensor) -> Tensor {
-        if self.folded && x.device() == tch::Device::Cpu && !x.requires_grad() && crate::fused::enabled() {
+        if self.folded
+            && x.device() == tch::Device::Cpu
+            && !x.requires_grad()
+            && crate::fused::enabled(x.kind())
+        {
             let b = self.bs.as_ref().map(|b| like(b, x));
             let w = like(&self.ws, x);
             match self.padded(x, |x, pad| {
