@@ -299,6 +299,18 @@ fn a_model_directory_predicts_and_bad_ones_are_named() {
     assert_eq!(at_36.predict_file(&file, 3).unwrap().len(), 3);
     let err = at(16).unwrap_err().to_string();
     assert!(err.contains("16x16") && err.contains("best.safetensors"), "{err}");
+    // A config.json asking for a network no one could build is refused by
+    // name before anything is allocated.
+    let mdir = ModelDir::new(&moved);
+    let trained_spec = mdir.read_spec().unwrap();
+    mdir.write_spec(&ModelSpec {
+        model: trained_spec.model.clone().with_input_size(100_000),
+        ..trained_spec.clone()
+    })
+    .unwrap();
+    let err = Classifier::load(&moved).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("config.json") && err.contains("input_size 100000"), "{err}");
+    mdir.write_spec(&trained_spec).unwrap();
     let batch = clf.predict_files(&[file.clone(), tmp.path().join("nope.jpg")], 1);
     assert!(batch[0].1.is_ok() && batch[1].1.as_ref().unwrap_err().to_string().contains("nope.jpg"));
     let eval = evaluate(&clf, &set, None).unwrap();

@@ -37,11 +37,8 @@ struct Args {
     /// Average with the mirror image (test-time augmentation).
     #[arg(long)]
     tta: bool,
-    /// Predict at this input side rather than the one the network trained
-    /// at (a larger side can make up for the random crops' zoom; not for
-    /// the tutorial CNN, whose dense layer fixes its side).
-    #[arg(value_parser = clap::value_parser!(u32).range(32..=1024), long)]
-    input_size: Option<u32>,
+    #[command(flatten)]
+    side: gemstones_cli::InputSizeArg,
     /// The training photos: also score the "clean test", the photos that
     /// have no near-copy among them (written to `<out>/clean/`).
     #[arg(long)]
@@ -63,10 +60,7 @@ fn main() -> anyhow::Result<ExitCode> {
     let Some(model) = &a.model else {
         return score_runs_together(&a);
     };
-    let mut clf = Classifier::load(model)?.with_tta(a.tta);
-    if let Some(size) = a.input_size {
-        clf = clf.with_input_size(size)?;
-    }
+    let clf = Classifier::load(model)?.with_scoring(Scoring { tta: a.tta, input_size: a.side.input_size })?;
     // The images are preprocessed exactly as the model's training images were.
     let cache = a.out.join(format!("images-{}.cache", clf.spec().preprocess.size));
     // Refused before anything is written when the photos hold a class the
@@ -139,7 +133,8 @@ fn score_runs_together(a: &Args) -> anyhow::Result<ExitCode> {
     // The runs' preprocessing, from a fold's config.json (no network loaded).
     let preprocess = ModelDir::new(fold_dir(first, 1)).read_spec()?.preprocess;
     let pre = prepared(&a.photos, &preprocess, &a.out.join(format!("images-{}.cache", preprocess.size)))?;
-    let report = score_runs(&a.runs, &pre.set, Scoring { tta: a.tta, input_size: a.input_size }, &a.out)?;
+    let report =
+        score_runs(&a.runs, &pre.set, Scoring { tta: a.tta, input_size: a.side.input_size }, &a.out)?;
     for s in &report.scores {
         println!(
             "fold {}: top-1 {:.3}, top-5 {:.3}, macro F1 {:.3} ({} photos held out)",
@@ -147,7 +142,7 @@ fn score_runs_together(a: &Args) -> anyhow::Result<ExitCode> {
         );
     }
     let what = if a.runs.len() > 1 { format!("ensemble of {} runs", a.runs.len()) } else { "one run".into() };
-    let at = a.input_size.map(|s| format!(", at {s}x{s}")).unwrap_or_default();
+    let at = a.side.input_size.map(|s| format!(", at {s}x{s}")).unwrap_or_default();
     println!(
         "{what}{}{at}: {report}; wrote {}",
         if a.tta { ", mirror TTA" } else { "" },

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use gemstones::model::Classifier;
+use gemstones::model::{Classifier, Scoring};
 
 #[derive(Parser, Debug)]
 #[command(about = "Write a model directory as ONNX and TorchScript plus a JSON description")]
@@ -16,20 +16,16 @@ struct Args {
     /// Output folder for model.onnx, model.pt and model.json.
     #[arg(long, default_value = "export")]
     out: PathBuf,
-    /// Export for this input side rather than the one the network trained
-    /// at (see `evaluate --input-size`; not for the tutorial CNN).
-    #[arg(value_parser = clap::value_parser!(u32).range(32..=1024), long)]
-    input_size: Option<u32>,
+    #[command(flatten)]
+    side: gemstones_cli::InputSizeArg,
 }
 
 fn main() -> anyhow::Result<()> {
     gemstones_cli::exit_quietly_on_closed_pipe();
     gemstones_cli::init_logging();
     let a = Args::parse();
-    let mut clf = Classifier::load(&a.model)?;
-    if let Some(size) = a.input_size {
-        clf = clf.with_input_size(size)?;
-    }
+    let clf = Classifier::load(&a.model)?
+        .with_scoring(Scoring { input_size: a.side.input_size, ..Scoring::default() })?;
     let files = clf.export(&a.out)?;
     if files.unchanged {
         println!("{} already holds this model's export: nothing to do", a.out.display());

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use gemstones::model::Classifier;
+use gemstones::model::{Classifier, Scoring};
 use gemstones_cli::exit;
 
 #[derive(Parser, Debug)]
@@ -21,10 +21,8 @@ struct Args {
     /// Average with the mirror image (test-time augmentation).
     #[arg(long)]
     tta: bool,
-    /// Predict at this input side rather than the one the network trained
-    /// at (see `evaluate --input-size`; not for the tutorial CNN).
-    #[arg(value_parser = clap::value_parser!(u32).range(32..=1024), long)]
-    input_size: Option<u32>,
+    #[command(flatten)]
+    side: gemstones_cli::InputSizeArg,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -50,10 +48,8 @@ fn main() -> anyhow::Result<ExitCode> {
     gemstones_cli::exit_quietly_on_closed_pipe();
     gemstones_cli::init_logging();
     let a = Args::parse();
-    let mut clf = Classifier::load(&a.model)?.with_tta(a.tta);
-    if let Some(size) = a.input_size {
-        clf = clf.with_input_size(size)?;
-    }
+    let clf =
+        Classifier::load(&a.model)?.with_scoring(Scoring { tta: a.tta, input_size: a.side.input_size })?;
     let mut files = Vec::new();
     for i in &a.inputs {
         collect(i, &mut files)?;

@@ -50,6 +50,20 @@ pub fn count_in(min: u64, max: u64) -> impl clap::builder::TypedValueParser<Valu
     clap::value_parser!(u64).range(min..=max).try_map(usize::try_from)
 }
 
+/// The `--input-size` flag of the examples that predict (`evaluate`,
+/// `predict`, `export`): the side of [`Scoring::input_size`].
+///
+/// [`Scoring::input_size`]: gemstones::model::Scoring::input_size
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct InputSizeArg {
+    /// Predict at this input side rather than the one the network trained
+    /// at (a larger side can make up for the random crops' zoom,
+    /// docs/guide.md#predicting-at-a-larger-side-than-training; not for the
+    /// tutorial CNN, whose dense layer fixes its side).
+    #[arg(value_parser = clap::value_parser!(u32).range(32..=1024), long)]
+    pub input_size: Option<u32>,
+}
+
 /// Exit codes the examples share (docs/reliability.md, "Exit codes"): 0 success, 1 an
 /// error (the message names the file or URL), 2 a usage error (clap), and
 /// these two.

@@ -26,6 +26,17 @@ pub struct Prediction {
     pub probability: f64,
 }
 
+/// How a [`Classifier`] predicts, beyond its model directory
+/// ([`Classifier::with_scoring`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scoring {
+    /// Average with the mirror image ([`Classifier::with_tta`]).
+    pub tta: bool,
+    /// Predict at this input side ([`Classifier::with_input_size`]);
+    /// `None`: the side the network trained at.
+    pub input_size: Option<u32>,
+}
+
 /// A model ready to predict.
 ///
 /// ```no_run
@@ -204,6 +215,16 @@ impl Classifier {
         self.to_input = BatchAugmenter::new(AugmentConfig::identity(), 0, size, size)?;
         self.others = self.others.into_iter().map(|o| o.with_input_size(size)).collect::<Result<_>>()?;
         Ok(self)
+    }
+
+    /// Predict as `scoring` says: [`with_tta`](Self::with_tta), then
+    /// [`with_input_size`](Self::with_input_size) if it gives a side.
+    pub fn with_scoring(self, scoring: Scoring) -> Result<Self> {
+        let clf = self.with_tta(scoring.tta);
+        match scoring.input_size {
+            Some(size) => clf.with_input_size(size),
+            None => Ok(clf),
+        }
     }
 
     /// What the model is and how its inputs are made.

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use gemstones_dataset::{ImageSet, PreprocessConfig, StopFlag};
 use serde::{Deserialize, Serialize};
 
-use crate::classifier::Classifier;
+use crate::classifier::{Classifier, Scoring};
 use crate::error::{Error, IoContext, Result};
 use crate::eval::evaluate;
 use crate::history::EpochStats;
@@ -266,16 +266,6 @@ impl<'a> CrossValidation<'a> {
     }
 }
 
-/// How [`score_runs`] scores the fold networks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Scoring {
-    /// Average with the mirror image ([`Classifier::with_tta`]).
-    pub tta: bool,
-    /// Predict at this input side ([`Classifier::with_input_size`]);
-    /// `None`: the side the networks trained at.
-    pub input_size: Option<u32>,
-}
-
 /// Score finished cross-validation runs made on the same folds (the same
 /// photos and seed) together, without training: fold i is scored by the
 /// ensemble of every run's `fold-<i>` network ([`Classifier::ensemble`]),
@@ -312,10 +302,7 @@ pub fn score_runs(runs: &[PathBuf], set: &ImageSet, scoring: Scoring, out: &Path
         }
         let members =
             runs.iter().map(|run| Classifier::load(&fold_dir(run, fold))).collect::<Result<Vec<_>>>()?;
-        let mut clf = Classifier::ensemble(members)?.with_tta(scoring.tta);
-        if let Some(size) = scoring.input_size {
-            clf = clf.with_input_size(size)?;
-        }
+        let clf = Classifier::ensemble(members)?.with_scoring(scoring)?;
         let eval = evaluate(&clf, set, Some(&val))?;
         scores.push(FoldScore {
             fold,

@@ -82,8 +82,8 @@ mod train;
 /// version without naming it.
 pub use tch;
 
-pub use classifier::{Classifier, ENSEMBLE_FILE, EnsembleSpec, Prediction};
-pub use crossval::{CrossValReport, CrossValidation, FoldScore, Scores, Scoring, fold_dir, score_runs};
+pub use classifier::{Classifier, ENSEMBLE_FILE, EnsembleSpec, Prediction, Scoring};
+pub use crossval::{CrossValReport, CrossValidation, FoldScore, Scores, fold_dir, score_runs};
 pub use device::best_device;
 pub use efficientnet::EfficientNetLiteConfig;
 pub use error::{Error, Result};

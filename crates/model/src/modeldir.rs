@@ -179,6 +179,7 @@ impl ModelDir {
                 reason: format!("format {} (this build reads {SPEC_FORMAT})", spec.format),
             });
         }
+        spec.model.validate().map_err(|e| Error::BadModel { path, reason: e.to_string() })?;
         Ok(spec)
     }
 
