@@ -53,6 +53,13 @@ struct Args {
     min_confused: u32,
 }
 
+impl Args {
+    /// How the model (or each fold's networks) predicts.
+    fn scoring(&self) -> Scoring {
+        Scoring { tta: self.tta, input_size: self.side.input_size }
+    }
+}
+
 fn main() -> anyhow::Result<ExitCode> {
     gemstones_cli::exit_quietly_on_closed_pipe();
     gemstones_cli::init_logging();
@@ -60,7 +67,7 @@ fn main() -> anyhow::Result<ExitCode> {
     let Some(model) = &a.model else {
         return score_runs_together(&a);
     };
-    let clf = Classifier::load(model)?.with_scoring(Scoring { tta: a.tta, input_size: a.side.input_size })?;
+    let clf = Classifier::load(model)?.with_scoring(a.scoring())?;
     // The images are preprocessed exactly as the model's training images were.
     let cache = a.out.join(format!("images-{}.cache", clf.spec().preprocess.size));
     // Refused before anything is written when the photos hold a class the
@@ -133,8 +140,7 @@ fn score_runs_together(a: &Args) -> anyhow::Result<ExitCode> {
     // The runs' preprocessing, from a fold's config.json (no network loaded).
     let preprocess = ModelDir::new(fold_dir(first, 1)).read_spec()?.preprocess;
     let pre = prepared(&a.photos, &preprocess, &a.out.join(format!("images-{}.cache", preprocess.size)))?;
-    let report =
-        score_runs(&a.runs, &pre.set, Scoring { tta: a.tta, input_size: a.side.input_size }, &a.out)?;
+    let report = score_runs(&a.runs, &pre.set, a.scoring(), &a.out)?;
     for s in &report.scores {
         println!(
             "fold {}: top-1 {:.3}, top-5 {:.3}, macro F1 {:.3} ({} photos held out)",

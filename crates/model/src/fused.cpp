@@ -37,15 +37,6 @@ char* copy_message(const char* what) {
 
 extern "C" {
 
-// 1 when this libtorch has the fused kernel (built with oneDNN), else 0.
-int gemstones_conv_relu6_available() {
-  try {
-    return conv_pointwise_op().has_value() ? 1 : 0;
-  } catch (...) {
-    return 0;
-  }
-}
-
 // min(max(conv2d(x, w, b), 0), 6) with symmetric padding; returns a new
 // tensor, or null with `*error` set to a malloc'd message the caller frees.
 at::Tensor* gemstones_conv_relu6(const at::Tensor* x, const at::Tensor* w, const at::Tensor* b,

@@ -8,7 +8,6 @@ use tch::{Device, Kind, Tensor};
 use torch_sys::C_tensor;
 
 unsafe extern "C" {
-    fn gemstones_conv_relu6_available() -> i32;
     fn gemstones_conv_relu6(
         x: *const C_tensor,
         w: *const C_tensor,
@@ -60,16 +59,11 @@ fn runs_here(kind: Kind) -> bool {
         Kind::BFloat16 => &BF16,
         _ => return false,
     };
-    *answer.get_or_init(|| has_kernel() && one_pixel_convolution_runs(kind))
+    *answer.get_or_init(|| one_pixel_convolution_runs(kind))
 }
 
-/// Whether this libtorch has the fused kernel, asked once.
-fn has_kernel() -> bool {
-    static HAS_KERNEL: OnceLock<bool> = OnceLock::new();
-    // SAFETY: takes no arguments; catches every C++ exception.
-    *HAS_KERNEL.get_or_init(|| unsafe { gemstones_conv_relu6_available() } == 1)
-}
-
+/// The probe: fails when the kernel is missing (no oneDNN) as when the CPU
+/// is refused.
 fn one_pixel_convolution_runs(kind: Kind) -> bool {
     let one = Tensor::ones([1, 1, 1, 1], (kind, Device::Cpu));
     match conv_relu6(&one, &one, None, 0, 1, 1) {
