@@ -192,6 +192,52 @@ fn resuming_with_other_settings_is_refused_and_a_longer_constant_run_allowed() {
 }
 
 #[test]
+fn a_moving_average_of_the_weights_is_validated_and_kept_without_changing_the_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (set, pre) = tiny_set(&tmp.path().join("photos"));
+    let last_epoch = |ema| TrainConfig { kept_weights: KeptWeights::LastEpoch, ema, ..tiny_train(3) };
+    let averaging = last_epoch(Some(Ema { decay: 0.9 }));
+    let (plain_dir, averaged_dir) = (tmp.path().join("plain"), tmp.path().join("averaged"));
+    let plain = train_to_end(&tiny_model(), &last_epoch(None), &set, &pre, &plain_dir);
+    let averaged = train_to_end(&tiny_model(), &averaging, &set, &pre, &averaged_dir);
+
+    // The optimizer trains the same weights: the same losses, the same checkpoint.
+    let losses = |h: &[EpochStats]| h.iter().map(|e| e.train_loss).collect::<Vec<_>>();
+    assert_eq!(losses(&averaged.history), losses(&plain.history));
+    assert_eq!(weights(&averaged_dir), weights(&plain_dir));
+    assert!(!plain_dir.join("last/ema.safetensors").exists());
+
+    // The average is what is kept, and what validation scored.
+    let kept = tensors(&averaged_dir.join("best.safetensors"));
+    let average = tensors(&averaged_dir.join("last/ema.safetensors"));
+    let trained = tensors(&averaged_dir.join("last/weights.safetensors"));
+    let same = |a: &tch::Tensor, b: &tch::Tensor| a.equal(b);
+    assert!(kept.iter().all(|(name, t)| same(t, &average[name])));
+    assert!(kept.iter().any(|(name, t)| !same(t, &trained[name])), "the kept weights are the trained ones");
+    let (_, val_idx) = split_indices(&set, &averaging).unwrap();
+    let scored = evaluate(&Classifier::load(&averaged_dir).unwrap(), &set, Some(&val_idx)).unwrap();
+    let last = averaged.history.last().unwrap();
+    assert_eq!(Some(scored.top1), last.val_top1);
+    assert_ne!(last.val_loss, plain.history.last().unwrap().val_loss);
+
+    // Interrupted and resumed, the average continues where it was.
+    let part = tmp.path().join("part");
+    interrupted_after_one_epoch(tiny_model(), averaging.clone(), &set, &pre, &part);
+    let resumed = train_to_end(&tiny_model(), &averaging, &set, &pre, &part);
+    assert!(resumed.resumed);
+    assert_eq!(
+        resumed.history.iter().map(|e| e.val_loss).collect::<Vec<_>>(),
+        averaged.history.iter().map(|e| e.val_loss).collect::<Vec<_>>()
+    );
+    let resumed_kept = tensors(&part.join("best.safetensors"));
+    assert!(kept.iter().all(|(name, t)| same(t, &resumed_kept[name])));
+
+    // A decay outside 0.9..1 is refused by name.
+    let bad = TrainConfig { ema: Some(Ema { decay: 0.5 }), ..tiny_train(3) };
+    assert!(Trainer::new(tiny_model(), bad).err().unwrap().to_string().contains("ema.decay"));
+}
+
+#[test]
 fn progressive_resizing_grows_the_input_and_resumes_the_same() {
     let tmp = tempfile::tempdir().unwrap();
     let (set, pre) = tiny_set(&tmp.path().join("photos"));

@@ -13,7 +13,7 @@ use anyhow::Context;
 use clap::Parser;
 use gemstones::dataset::{EmptyClasses, prepare_folder, scan};
 use gemstones::model::{
-    Classifier, CrossValidation, EpochStats, ModelDir, OptimizerKind, Precision, ProgressiveResize,
+    Classifier, CrossValidation, Ema, EpochStats, ModelDir, OptimizerKind, Precision, ProgressiveResize,
     StopReason, Trainer, evaluate, fold_dir, split_indices,
 };
 use gemstones::presets::{Preset, check_pretrained};
@@ -135,6 +135,11 @@ struct Args {
     /// norms and biases unless the preset says so).
     #[arg(value_parser = gemstones_cli::float_in(0.0, 1.0), long)]
     weight_decay: Option<f64>,
+    /// Validate and keep an exponential moving average of the weights
+    /// with this decay per step (e.g. 0.995; timm's model EMA) instead of
+    /// the trained weights themselves (default: off).
+    #[arg(value_parser = gemstones_cli::float_in(0.9, 0.99999), long)]
+    ema: Option<f64>,
     /// Augmentation settings from a JSON file, replacing the preset's
     /// (the `augment` object of a model directory's `config.json` is one;
     /// fields left out take their "off" values).
@@ -192,6 +197,9 @@ fn main() -> anyhow::Result<ExitCode> {
     }
     if let Some(alpha) = a.mixup {
         train.mixup = (alpha > 0.0).then_some(alpha);
+    }
+    if let Some(decay) = a.ema {
+        train.ema = Some(Ema { decay });
     }
     if let Some(path) = &a.augment {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;

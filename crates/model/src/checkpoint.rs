@@ -12,19 +12,28 @@ use crate::history::{EpochStats, history_csv};
 use crate::modeldir::{ModelDir, save_weights, write_atomic, write_json};
 use crate::optim::Optimizer;
 use crate::plots::plot_curves;
+use crate::train::EmaWeights;
 
-/// Write a checkpoint of a run into `last/` (its weights, its optimizer
-/// and `state`), then the history beside it.
+/// The moving average of the weights in `last/`, when a run keeps one.
+pub(crate) const EMA_FILE: &str = "ema.safetensors";
+
+/// Write a checkpoint of a run into `last/` (its weights, its optimizer,
+/// the moving average of its weights if it keeps one, and `state`), then
+/// the history beside it.
 pub(crate) fn write<S: Serialize>(
     dir: &ModelDir,
     vs: &nn::VarStore,
     opt: &Optimizer,
+    ema: Option<&EmaWeights>,
     state: &S,
     history: &[EpochStats],
 ) -> Result<()> {
     replace_last(dir, |d| {
         save_weights(vs, &d.join("weights.safetensors"))?;
         opt.save(&d.join("optimizer.safetensors"))?;
+        if let Some(average) = ema {
+            average.save(&d.join(EMA_FILE))?;
+        }
         write_json(&d.join("state.json"), state)
     })?;
     write_history(dir, history)

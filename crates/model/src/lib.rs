@@ -101,8 +101,8 @@ pub use onnx::ONNX_OPSET;
 pub use optim::{OptimizerConfig, OptimizerKind, Schedule};
 pub use pretrained::PretrainedWeights;
 pub use train::{
-    CrossValFold, EarlyStopping, FineTune, KeptWeights, ProgressiveResize, StopFlag, StopReason, TrainConfig,
-    TrainReport, Trainer, split_indices,
+    CrossValFold, EarlyStopping, Ema, FineTune, KeptWeights, ProgressiveResize, StopFlag, StopReason,
+    TrainConfig, TrainReport, Trainer, split_indices,
 };
 
 /// Not part of the API: helpers the workspace's own benchmarks and tests

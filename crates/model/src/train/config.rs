@@ -117,6 +117,18 @@ pub struct CrossValFold {
     pub folds: usize,
 }
 
+/// Keep an exponential moving average of the weights and validate it, and
+/// keep it as the model, in their place (timm's `ModelEmaV2`, Keras'
+/// `use_ema`). The optimizer still trains the weights themselves, so the
+/// run is the same run; only what is scored and kept changes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Ema {
+    /// How much of the average each step keeps (0.9 to 1 exclusive; the
+    /// rest is the new weights): 0.995 averages over the last ~200 steps.
+    /// Warmed up as timm's: `min(decay, (1 + step) / (10 + step))`.
+    pub decay: f64,
+}
+
 /// Which weights a training keeps as the model (`best.safetensors`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -178,6 +190,9 @@ pub struct TrainConfig {
     /// last.
     #[serde(skip_serializing_if = "KeptWeights::is_default")]
     pub kept_weights: KeptWeights,
+    /// Validate and keep a moving average of the weights (off by default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ema: Option<Ema>,
     /// Seed of the split, the data order, the augmentation, the initial
     /// weights and dropout.
     pub seed: u64,
@@ -228,6 +243,7 @@ impl TrainConfig {
             near_duplicates: Some(gemstones_dataset::DEFAULT_MAX_DISTANCE),
             cross_val: None,
             kept_weights: KeptWeights::BestValidation,
+            ema: None,
             seed: 1337,
             precision: Precision::Bf16,
             threads: None,
@@ -296,6 +312,11 @@ impl TrainConfig {
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
             return bad("label_smoothing must be within 0..1".into());
+        }
+        if let Some(e) = self.ema
+            && !(0.9..1.0).contains(&e.decay)
+        {
+            return bad(format!("ema.decay must be within 0.9..1, got {}", e.decay));
         }
         if self.mixup.is_some_and(|a| !(a > 0.0 && a.is_finite())) {
             return bad("mixup alpha must be > 0".into());

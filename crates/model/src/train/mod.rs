@@ -16,12 +16,13 @@ use tch::Device;
 use tch::nn;
 
 mod config;
+mod ema;
 mod resume;
 mod session;
 mod state;
 mod validation;
 
-pub use config::{CrossValFold, EarlyStopping, FineTune, KeptWeights, ProgressiveResize, TrainConfig};
+pub use config::{CrossValFold, EarlyStopping, Ema, FineTune, KeptWeights, ProgressiveResize, TrainConfig};
 pub(crate) use resume::differences;
 pub use validation::split_indices;
 
@@ -34,6 +35,7 @@ use crate::modeldir::{HeldOut, ModelDir, ModelSpec, SPEC_FORMAT, load_weights, r
 use crate::nets::{ModelConfig, Net, trainable_parameters};
 use crate::optim::Optimizer;
 use crate::pretrained::PretrainedWeights;
+pub(crate) use ema::EmaWeights;
 use resume::check_resumable_with;
 use session::{EpochEnd, EpochPlan, LoaderInput, Session, early_stopped, train_step};
 use state::{Running, TrainState};
@@ -319,8 +321,13 @@ impl<'a> Trainer<'a> {
             config: cfg.clone(),
             train_images: train_idx.to_vec(),
         };
+        let mut ema_from_checkpoint = None;
         if let Some(ckpt) = resume_from {
             load_weights(&mut vs, &ckpt.join("weights.safetensors"))?;
+            let ema_file = ckpt.join(checkpoint::EMA_FILE);
+            if cfg.ema.is_some() && ema_file.exists() {
+                ema_from_checkpoint = Some(EmaWeights::load(&mut vs, &ema_file)?);
+            }
             opt.load(&ckpt.join("optimizer.safetensors"))?;
             state = read_json(&ckpt.join("state.json"))?;
             // Changed only by a longer run with a constant schedule, or when
@@ -334,7 +341,10 @@ impl<'a> Trainer<'a> {
             }
         }
         to_channels_last(&vs);
-        Ok(Session { vs, net, opt, state, parameters })
+        // Without a saved average (a fresh run, or one resumed with
+        // averaging newly asked for), it starts at the current weights.
+        let ema = cfg.ema.map(|_| ema_from_checkpoint.unwrap_or_else(|| EmaWeights::new(&vs)));
+        Ok(Session { vs, net, opt, state, ema, parameters })
     }
 
     /// The epoch loop: a step per batch from the background loader; at
@@ -376,6 +386,9 @@ impl<'a> Trainer<'a> {
             if !loss.is_finite() {
                 return Err(Error::NonFiniteLoss { epoch: batch.epoch + 1, batch: batch.index, loss });
             }
+            if let (Some(average), Some(ema)) = (s.ema.as_mut(), cfg.ema) {
+                average.update(&s.vs, ema, step)?;
+            }
             s.state.running.add(loss, correct, batch.n, busy_start - wait_start, busy_start.elapsed());
             s.state.batch = batch.index + 1;
             let (epoch, input_size) = (batch.epoch, batch.size);
@@ -404,7 +417,7 @@ impl<'a> Trainer<'a> {
     }
 
     fn checkpoint(&self, mdir: &ModelDir, s: &Session) -> Result<()> {
-        checkpoint::write(mdir, &s.vs, &s.opt, &s.state, &s.state.history)
+        checkpoint::write(mdir, &s.vs, &s.opt, s.ema.as_ref(), &s.state, &s.state.history)
     }
 
     fn progress_bar(&self, len: u64) -> indicatif::ProgressBar {

@@ -12,6 +12,7 @@ use tch::nn::{self, ModuleT};
 use tch::{Kind, Reduction, Tensor};
 
 use super::config::{KeptWeights, TrainConfig};
+use super::ema::EmaWeights;
 use super::state::TrainState;
 use super::validation::ValSet;
 use crate::error::{Error, Result};
@@ -29,6 +30,9 @@ pub(super) struct Session {
     pub(super) net: Net,
     pub(super) opt: Optimizer,
     pub(super) state: TrainState,
+    /// The moving average of the weights, validated and kept in their
+    /// place, when the run keeps one.
+    pub(super) ema: Option<EmaWeights>,
     /// Trainable parameters (for the report).
     pub(super) parameters: i64,
 }
@@ -115,7 +119,8 @@ impl Session {
     /// The end of an epoch: validate, record its statistics (its wall
     /// time from `epoch_start`, validation included; the clock then
     /// restarts for the next epoch), keep the weights when they are the
-    /// best so far.
+    /// best so far. With a moving average, the average is what is
+    /// validated and kept.
     pub(super) fn finish_epoch(
         &mut self,
         cfg: &TrainConfig,
@@ -124,7 +129,7 @@ impl Session {
         epoch_start: &mut Instant,
         mdir: &ModelDir,
     ) -> Result<EpochStats> {
-        let (val_loss, top1, top5) = val.evaluate(&self.net)?;
+        let (val_loss, top1, top5) = with_kept_weights(&mut self.ema, &self.vs, || val.evaluate(&self.net))?;
         let seconds = epoch_start.elapsed().as_secs_f64();
         *epoch_start = Instant::now();
         let running = std::mem::take(&mut self.state.running);
@@ -160,10 +165,23 @@ impl Session {
         };
         if keep {
             state.best_epoch = stats.epoch;
-            save_weights(&self.vs, &mdir.best_path())?;
+            with_kept_weights(&mut self.ema, &self.vs, || save_weights(&self.vs, &mdir.best_path()))?;
         }
         state.history.push(stats.clone());
         Ok(stats)
+    }
+}
+
+/// Run `f` on the weights a run keeps: the moving average if there is one
+/// (put in the var store for `f`), else the trained weights.
+fn with_kept_weights<T>(
+    ema: &mut Option<EmaWeights>,
+    vs: &nn::VarStore,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    match ema {
+        Some(average) => average.in_place_of_weights(vs, f),
+        None => f(),
     }
 }
 
