@@ -101,7 +101,7 @@ fn an_unknown_preset_is_a_usage_error_listing_the_presets() {
 }
 
 #[test]
-fn train_takes_augmentation_dropout_optimizer_and_weight_decay_settings_and_refuses_a_misspelt_file() {
+fn train_takes_augmentation_dropout_optimizer_weight_decay_and_ema_settings_and_refuses_a_misspelt_file() {
     let dir = tempfile::tempdir().unwrap();
     let photos = crate::support::tiny_photos(dir.path(), 2, 6);
     let train = |augment: &Path, out: &Path| {
@@ -114,7 +114,7 @@ fn train_takes_augmentation_dropout_optimizer_and_weight_decay_settings_and_refu
             .arg(out)
             .arg("--augment")
             .arg(augment)
-            .args(["--dropout", "0.25", "--optimizer", "sgd", "--weight-decay", "0.125"])
+            .args(["--dropout", "0.25", "--optimizer", "sgd", "--weight-decay", "0.125", "--ema", "0.99"])
             .output()
             .unwrap()
     };
@@ -140,6 +140,8 @@ fn train_takes_augmentation_dropout_optimizer_and_weight_decay_settings_and_refu
         serde_json::from_slice(&std::fs::read(model.join("last/state.json")).unwrap()).unwrap();
     assert_eq!(state["config"]["optimizer"]["weight_decay"], 0.125);
     assert_eq!(state["config"]["optimizer"]["kind"], "sgd");
+    assert_eq!(state["config"]["ema"]["decay"], 0.99);
+    assert!(model.join("last/ema.safetensors").is_file());
 }
 
 #[test]

@@ -136,9 +136,10 @@ struct Args {
     #[arg(value_parser = gemstones_cli::float_in(0.0, 1.0), long)]
     weight_decay: Option<f64>,
     /// Validate and keep an exponential moving average of the weights
-    /// with this decay per step (e.g. 0.995; timm's model EMA) instead of
-    /// the trained weights themselves (default: off).
-    #[arg(value_parser = gemstones_cli::float_in(0.9, 0.99999), long)]
+    /// with this decay per step (0.9 to 1; timm's model EMA) instead of
+    /// the trained weights themselves; 0 turns it off (default: the
+    /// preset's, 0.995 for lite0, else off).
+    #[arg(value_parser = gemstones_cli::float_in(0.0, 0.99999), long)]
     ema: Option<f64>,
     /// Augmentation settings from a JSON file, replacing the preset's
     /// (the `augment` object of a model directory's `config.json` is one;
@@ -199,7 +200,7 @@ fn main() -> anyhow::Result<ExitCode> {
         train.mixup = (alpha > 0.0).then_some(alpha);
     }
     if let Some(decay) = a.ema {
-        train.ema = Some(Ema { decay });
+        train.ema = (decay > 0.0).then_some(Ema { decay });
     }
     if let Some(path) = &a.augment {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;

@@ -8,7 +8,8 @@
 //!   builds it under a var store, every layer under its own path.
 //! - [`Trainer`] trains on a [`gemstones_dataset::ImageSet`] with a
 //!   [`TrainConfig`] (Adam, AdamW or SGD, schedules, label smoothing, mixup,
-//!   clipping, early stopping, [`ProgressiveResize`]), augmenting the next batches on a background
+//!   clipping, early stopping, [`ProgressiveResize`], a moving average of
+//!   the weights: [`Ema`]), augmenting the next batches on a background
 //!   thread, writing checkpoints, history and curves into a [`ModelDir`],
 //!   resuming from the last checkpoint, stopping cleanly on a [`StopFlag`].
 //! - [`CrossValidation`] scores a recipe by k-fold cross-validation

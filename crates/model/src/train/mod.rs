@@ -4,7 +4,8 @@
 //! - `config`: the settings; `state`: what a checkpoint carries;
 //! - `session`: the network, optimizer and plan of one run, and its step;
 //! - `validation`: the validation split and its scoring;
-//! - `resume`: which changed settings a resumed run accepts.
+//! - `resume`: which changed settings a resumed run accepts;
+//! - `ema`: the moving average of the weights a run may keep instead.
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
