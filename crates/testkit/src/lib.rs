@@ -93,6 +93,8 @@ impl ChromeDriver {
             return None;
         };
         let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        // Test support only: a chromedriver found on PATH that cannot be
+        // started is a broken machine, and the test using it must fail.
         let child = std::process::Command::new(bin)
             .arg(format!("--port={port}"))
             .stdout(std::process::Stdio::null())

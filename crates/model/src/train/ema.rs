@@ -10,81 +10,87 @@ use crate::error::Result;
 use crate::modeldir::{load_weights, write_safetensors_atomic};
 
 /// The averaged copy of every variable of a var store (batch-norm
-/// statistics included), by name.
+/// statistics included), beside a handle on the variable itself.
 pub(crate) struct EmaWeights {
-    averaged: Vec<(String, Tensor)>,
+    settings: Ema,
+    tracked: Vec<Tracked>,
+}
+
+/// One variable: its name, the variable (a handle sharing its storage, so
+/// it follows the var store, layout changes included) and its average.
+struct Tracked {
+    name: String,
+    variable: Tensor,
+    average: Tensor,
 }
 
 impl EmaWeights {
     /// An average that starts at the var store's current weights.
-    pub(super) fn new(vs: &nn::VarStore) -> Self {
-        let averaged =
-            tch::no_grad(|| vs.variables().into_iter().map(|(name, t)| (name, t.copy())).collect());
-        Self { averaged }
+    pub(super) fn new(vs: &nn::VarStore, settings: Ema) -> Self {
+        let tracked = tch::no_grad(|| {
+            vs.variables()
+                .into_iter()
+                .map(|(name, variable)| Tracked { average: variable.copy(), name, variable })
+                .collect()
+        });
+        Self { settings, tracked }
     }
 
     /// The average saved at `path` by [`EmaWeights::save`], checked against
     /// the var store's variables as model weights are; the var store is
     /// left as it was.
-    pub(super) fn load(vs: &mut nn::VarStore, path: &Path) -> Result<Self> {
-        let trained = Self::new(vs);
+    pub(super) fn load(vs: &mut nn::VarStore, path: &Path, settings: Ema) -> Result<Self> {
+        let trained = Self::new(vs, settings);
         let loaded = load_weights(vs, path);
-        let averaged = Self::new(vs);
-        trained.copy_into(vs)?;
+        let averaged = Self::new(vs, settings);
+        trained.put_back()?;
         loaded.map(|()| averaged)
     }
 
     /// Write the average as a weights file (the format of `best.safetensors`).
     pub(crate) fn save(&self, path: &Path) -> Result<()> {
         let named: Vec<(String, Tensor)> =
-            self.averaged.iter().map(|(n, t)| (n.clone(), t.contiguous())).collect();
+            self.tracked.iter().map(|t| (t.name.clone(), t.average.contiguous())).collect();
         write_safetensors_atomic(&named, path)
     }
 
-    /// Move the average towards the var store's weights after optimizer
-    /// step `step` (from 0). The decay is warmed up as timm's is,
+    /// Move the average towards the weights after optimizer step `step`
+    /// (from 0). The decay is warmed up as timm's is,
     /// `min(decay, (1 + step) / (10 + step))`, so the first steps, far from
     /// where training goes, are soon forgotten.
-    pub(super) fn update(&mut self, vs: &nn::VarStore, ema: Ema, step: usize) -> Result<()> {
-        let decay = ema.decay.min((1.0 + step as f64) / (10.0 + step as f64));
-        let variables = vs.variables();
+    pub(super) fn update(&mut self, step: usize) -> Result<()> {
+        let decay = self.settings.decay.min((1.0 + step as f64) / (10.0 + step as f64));
         tch::no_grad(|| {
-            for (name, average) in &mut self.averaged {
-                let Some(current) = variables.get(name) else { continue };
-                if is_floating(average.kind()) {
-                    let _same_tensor = average.f_lerp_(current, 1.0 - decay)?;
+            for t in &mut self.tracked {
+                if is_floating(t.average.kind()) {
+                    let _same_tensor = t.average.f_lerp_(&t.variable, 1.0 - decay)?;
                 } else {
-                    average.f_copy_(current)?;
+                    t.average.f_copy_(&t.variable)?;
                 }
             }
             Ok(())
         })
     }
 
-    /// Swap the average with the var store's weights, variable by variable:
-    /// the var store then holds the average and this the trained weights;
-    /// swapping again restores both.
-    fn swap(&mut self, vs: &nn::VarStore) -> Result<()> {
-        let mut variables = vs.variables();
+    /// Swap the average with the weights, variable by variable: the var
+    /// store then holds the average and this the trained weights; swapping
+    /// again restores both.
+    fn swap(&mut self) -> Result<()> {
         tch::no_grad(|| {
-            for (name, average) in &mut self.averaged {
-                let Some(current) = variables.get_mut(name) else { continue };
-                let trained = current.f_detach_copy()?;
-                current.f_copy_(average)?;
-                average.f_copy_(&trained)?;
+            for t in &mut self.tracked {
+                let trained = t.variable.f_detach_copy()?;
+                t.variable.f_copy_(&t.average)?;
+                t.average.f_copy_(&trained)?;
             }
             Ok(())
         })
     }
 
-    /// Write these tensors into the var store's variables.
-    fn copy_into(&self, vs: &nn::VarStore) -> Result<()> {
-        let mut variables = vs.variables();
+    /// Write the copies this holds back into the variables.
+    fn put_back(mut self) -> Result<()> {
         tch::no_grad(|| {
-            for (name, t) in &self.averaged {
-                if let Some(v) = variables.get_mut(name) {
-                    v.f_copy_(t)?;
-                }
+            for t in &mut self.tracked {
+                t.variable.f_copy_(&t.average)?;
             }
             Ok(())
         })
@@ -92,14 +98,10 @@ impl EmaWeights {
 
     /// Run `f` while the var store holds the average in place of the
     /// trained weights (to validate or save it), then put them back.
-    pub(super) fn in_place_of_weights<T>(
-        &mut self,
-        vs: &nn::VarStore,
-        f: impl FnOnce() -> Result<T>,
-    ) -> Result<T> {
-        self.swap(vs)?;
+    pub(super) fn in_place_of_weights<T>(&mut self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.swap()?;
         let out = f();
-        self.swap(vs)?;
+        self.swap()?;
         out
     }
 }
@@ -122,6 +124,10 @@ mod tests {
         let _same_tensor = tch::no_grad(|| vs.variables()["w"].shallow_clone().fill_(to));
     }
 
+    fn average(ema: &EmaWeights) -> Vec<f32> {
+        Vec::<f32>::try_from(&ema.tracked[0].average).unwrap()
+    }
+
     fn value(vs: &nn::VarStore) -> Vec<f32> {
         Vec::<f32>::try_from(&vs.variables()["w"]).unwrap()
     }
@@ -129,16 +135,16 @@ mod tests {
     #[test]
     fn the_average_follows_the_weights_at_the_warmed_up_decay() {
         let vs = store(0.0);
-        let mut ema = EmaWeights::new(&vs);
+        let mut ema = EmaWeights::new(&vs, Ema { decay: 0.9 });
         set(&vs, 1.0);
         // Step 0: decay min(0.9, 1/10) = 0.1, so the average moves 90 % of the way.
-        ema.update(&vs, Ema { decay: 0.9 }, 0).unwrap();
-        let after_step_0 = Vec::<f32>::try_from(&ema.averaged[0].1).unwrap();
+        ema.update(0).unwrap();
+        let after_step_0 = average(&ema);
         assert!((after_step_0[0] - 0.9).abs() < 1e-6, "{after_step_0:?}");
         // Step 1000: the decay is the configured 0.9.
         set(&vs, 2.0);
-        ema.update(&vs, Ema { decay: 0.9 }, 1000).unwrap();
-        let after = Vec::<f32>::try_from(&ema.averaged[0].1).unwrap();
+        ema.update(1000).unwrap();
+        let after = average(&ema);
         assert!((after[0] - (0.9 * 0.9 + 0.1 * 2.0)).abs() < 1e-6, "{after:?}");
         assert_eq!(value(&vs), [2.0, 2.0], "the trained weights are untouched");
     }
@@ -146,26 +152,27 @@ mod tests {
     #[test]
     fn the_average_stands_in_for_the_weights_only_inside_and_a_saved_one_loads_back() {
         let vs = store(3.0);
-        let mut ema = EmaWeights::new(&vs);
+        let mut ema = EmaWeights::new(&vs, Ema { decay: 0.9 });
         set(&vs, 5.0);
-        let inside = ema.in_place_of_weights(&vs, || Ok(value(&vs))).unwrap();
+        let inside = ema.in_place_of_weights(|| Ok(value(&vs))).unwrap();
         assert_eq!(inside, [3.0, 3.0]);
         assert_eq!(value(&vs), [5.0, 5.0]);
-        let failed = ema.in_place_of_weights(&vs, || {
-            Err::<(), _>(crate::Error::InvalidConfig { reason: "failed".into() })
-        });
+        let failed =
+            ema.in_place_of_weights(|| Err::<(), _>(crate::Error::InvalidConfig { reason: "failed".into() }));
         assert!(failed.is_err());
         assert_eq!(value(&vs), [5.0, 5.0], "put back after a failure too");
-        assert_eq!(Vec::<f32>::try_from(&ema.averaged[0].1).unwrap(), [3.0, 3.0]);
+        assert_eq!(average(&ema), [3.0, 3.0]);
 
         let tmp = tempfile::tempdir().unwrap();
         let file = tmp.path().join("ema.safetensors");
         ema.save(&file).unwrap();
         let mut vs = vs;
-        let loaded = EmaWeights::load(&mut vs, &file).unwrap();
-        assert_eq!(Vec::<f32>::try_from(&loaded.averaged[0].1).unwrap(), [3.0, 3.0]);
+        let loaded = EmaWeights::load(&mut vs, &file, Ema { decay: 0.9 }).unwrap();
+        assert_eq!(average(&loaded), [3.0, 3.0]);
         assert_eq!(value(&vs), [5.0, 5.0], "loading leaves the trained weights in place");
-        let missing = EmaWeights::load(&mut vs, &tmp.path().join("none.safetensors")).err().unwrap();
+        let missing = EmaWeights::load(&mut vs, &tmp.path().join("none.safetensors"), Ema { decay: 0.9 })
+            .err()
+            .unwrap();
         assert!(missing.to_string().contains("none.safetensors"), "{missing}");
     }
 }

@@ -326,8 +326,8 @@ impl<'a> Trainer<'a> {
         if let Some(ckpt) = resume_from {
             load_weights(&mut vs, &ckpt.join("weights.safetensors"))?;
             let ema_file = ckpt.join(checkpoint::EMA_FILE);
-            if cfg.ema.is_some() && ema_file.exists() {
-                ema_from_checkpoint = Some(EmaWeights::load(&mut vs, &ema_file)?);
+            if let (Some(settings), true) = (cfg.ema, ema_file.exists()) {
+                ema_from_checkpoint = Some(EmaWeights::load(&mut vs, &ema_file, settings)?);
             }
             opt.load(&ckpt.join("optimizer.safetensors"))?;
             state = read_json(&ckpt.join("state.json"))?;
@@ -344,7 +344,8 @@ impl<'a> Trainer<'a> {
         to_channels_last(&vs);
         // Without a saved average (a fresh run, or one resumed with
         // averaging newly asked for), it starts at the current weights.
-        let ema = cfg.ema.map(|_| ema_from_checkpoint.unwrap_or_else(|| EmaWeights::new(&vs)));
+        let ema =
+            cfg.ema.map(|settings| ema_from_checkpoint.unwrap_or_else(|| EmaWeights::new(&vs, settings)));
         Ok(Session { vs, net, opt, state, ema, parameters })
     }
 
@@ -387,8 +388,8 @@ impl<'a> Trainer<'a> {
             if !loss.is_finite() {
                 return Err(Error::NonFiniteLoss { epoch: batch.epoch + 1, batch: batch.index, loss });
             }
-            if let (Some(average), Some(ema)) = (s.ema.as_mut(), cfg.ema) {
-                average.update(&s.vs, ema, step)?;
+            if let Some(average) = s.ema.as_mut() {
+                average.update(step)?;
             }
             s.state.running.add(loss, correct, batch.n, busy_start - wait_start, busy_start.elapsed());
             s.state.batch = batch.index + 1;

@@ -129,7 +129,7 @@ impl Session {
         epoch_start: &mut Instant,
         mdir: &ModelDir,
     ) -> Result<EpochStats> {
-        let (val_loss, top1, top5) = with_kept_weights(&mut self.ema, &self.vs, || val.evaluate(&self.net))?;
+        let (val_loss, top1, top5) = with_kept_weights(&mut self.ema, || val.evaluate(&self.net))?;
         let seconds = epoch_start.elapsed().as_secs_f64();
         *epoch_start = Instant::now();
         let running = std::mem::take(&mut self.state.running);
@@ -165,7 +165,7 @@ impl Session {
         };
         if keep {
             state.best_epoch = stats.epoch;
-            with_kept_weights(&mut self.ema, &self.vs, || save_weights(&self.vs, &mdir.best_path()))?;
+            with_kept_weights(&mut self.ema, || save_weights(&self.vs, &mdir.best_path()))?;
         }
         state.history.push(stats.clone());
         Ok(stats)
@@ -174,13 +174,9 @@ impl Session {
 
 /// Run `f` on the weights a run keeps: the moving average if there is one
 /// (put in the var store for `f`), else the trained weights.
-fn with_kept_weights<T>(
-    ema: &mut Option<EmaWeights>,
-    vs: &nn::VarStore,
-    f: impl FnOnce() -> Result<T>,
-) -> Result<T> {
+fn with_kept_weights<T>(ema: &mut Option<EmaWeights>, f: impl FnOnce() -> Result<T>) -> Result<T> {
     match ema {
-        Some(average) => average.in_place_of_weights(vs, f),
+        Some(average) => average.in_place_of_weights(f),
         None => f(),
     }
 }
