@@ -76,7 +76,7 @@ fn export_and_compare(name: &str, model: ModelConfig, precision: Precision, size
     let bytes = std::fs::read(&files.onnx).unwrap();
     assert!(bytes.len() > 1000, "{name}: model.onnx is {} bytes", bytes.len());
     let info: ExportInfo = serde_json::from_slice(&std::fs::read(&files.info).unwrap()).unwrap();
-    assert_eq!(info.onnx.as_deref(), Some(EXPORT_ONNX));
+    assert_eq!(info.description.onnx.as_deref(), Some(EXPORT_ONNX));
     let onnx = Predictor::load(&export).unwrap();
     assert_eq!(onnx.classes(), clf.classes().names());
     let photos = photos(&dir.path().join("photos"));

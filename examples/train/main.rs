@@ -53,10 +53,12 @@ struct Args {
     #[arg(value_parser = clap::value_parser!(u32).range(16..=4096), long)]
     image_size: Option<u32>,
     /// Progressive resizing: train the first epochs at this side, growing
-    /// in steps of 16 to the input size (ResNet only; 0 turns it off).
+    /// in steps of 16 to the input size (default: the preset's, 80 for
+    /// resnet, 160 for the lite presets, off for tutorial; 0 turns it off).
     #[arg(value_parser = clap::value_parser!(u32).range(16..=1024), long)]
     progressive: Option<u32>,
-    /// Fraction of the epochs progressive resizing grows over (default 0.5).
+    /// Fraction of the epochs progressive resizing grows over (default: the
+    /// preset's, 0.5 for resnet, 0.4 for the lite presets; else 0.5).
     #[arg(value_parser = gemstones_cli::float_in(0.0, 1.0), long)]
     progressive_ramp: Option<f64>,
     /// Validation fraction held out, stratified (default 0.2; 0: the final

@@ -15,16 +15,9 @@ use crate::modeldir::{ModelDir, ModelSpec, load_weights};
 use crate::nets::Net;
 use crate::nets::logits_of;
 
-/// One class and its probability.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Prediction {
-    /// Class name.
-    pub class: String,
-    /// Class id.
-    pub id: usize,
-    /// Softmax probability.
-    pub probability: f64,
-}
+/// One class and its probability: `gemstones-predict`'s, so both
+/// predictors answer in the same type.
+pub use gemstones_predict::Prediction;
 
 /// How a [`Classifier`] predicts, beyond its model directory
 /// ([`Classifier::with_scoring`]).
@@ -376,20 +369,7 @@ impl Classifier {
 
     /// The `k` most probable classes of each row.
     pub fn top_k(&self, probs: &Tensor, k: usize) -> Vec<Vec<Prediction>> {
-        let k = k.clamp(1, self.classes.len());
         let rows: Vec<Vec<f32>> = Vec::try_from(probs).unwrap_or_default();
-        rows.into_iter()
-            .map(|row| {
-                crate::metrics::ranking(&row)
-                    .into_iter()
-                    .take(k)
-                    .map(|id| Prediction {
-                        class: self.classes.name(id).unwrap_or("?").to_string(),
-                        id,
-                        probability: f64::from(row[id]),
-                    })
-                    .collect()
-            })
-            .collect()
+        rows.iter().map(|row| Prediction::top_k(row, self.classes.names(), k)).collect()
     }
 }

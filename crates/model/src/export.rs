@@ -6,8 +6,8 @@
 //! how photographs become the models' input.
 use std::path::{Path, PathBuf};
 
-use gemstones_augment::Normalize;
-use gemstones_dataset::{PreprocessConfig, fsutil};
+use gemstones_dataset::fsutil;
+pub use gemstones_predict::{ExportDescription, InputDescription};
 use serde::{Deserialize, Serialize};
 use tch::{CModule, Kind, Tensor};
 
@@ -22,8 +22,9 @@ pub const ONNX_INPUT: &str = "image";
 /// Name of the ONNX model's output.
 pub const ONNX_OUTPUT: &str = "logits";
 
-/// Current [`ExportInfo::format`].
-pub const EXPORT_FORMAT: u32 = 1;
+/// Current [`ExportDescription::format`], the one `gemstones-predict`
+/// reads.
+pub use gemstones_predict::EXPORT_FORMAT;
 
 /// File name of the TorchScript module in an export folder.
 pub const EXPORT_MODULE: &str = "model.pt";
@@ -32,52 +33,28 @@ pub const EXPORT_ONNX: &str = "model.onnx";
 /// File name of the [`ExportInfo`] in an export folder.
 pub const EXPORT_INFO: &str = "model.json";
 
-/// What the exported module takes: one tensor `N x 3 x height x width`,
-/// float32, RGB, values in [0, 1] (the pixel value / 255).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExportInput {
-    /// Input width in pixels.
-    pub width: u32,
-    /// Input height in pixels.
-    pub height: u32,
-    /// Memory order of the dimensions: `"NCHW"`.
-    pub layout: String,
-    /// Element type: `"float32"`.
-    pub dtype: String,
-    /// Channel order: `"RGB"`.
-    pub channels: String,
-    /// The range of the values: `[0, 1]`.
-    pub range: [f32; 2],
-}
-
 /// `model.json` of an export: everything a program needs beside the
-/// module.
+/// module. The part a predictor without libtorch needs is
+/// `gemstones-predict`'s [`ExportDescription`], written flat in the same
+/// object; the rest is what only this crate uses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExportInfo {
-    /// Format version of this file.
-    pub format: u32,
+    /// The format, the ONNX file (opset [`ONNX_OPSET`](crate::ONNX_OPSET),
+    /// float32, inputs [`ONNX_INPUT`], outputs [`ONNX_OUTPUT`]), the
+    /// classes in the order of the outputs, the input (`N x 3 x height x
+    /// width`, float32, RGB, values in [0, 1]: the pixel value / 255), the
+    /// normalisation the models apply themselves (recorded, not to be
+    /// applied again) and how the training photographs were prepared
+    /// before being resized to the input: cropped to the stone (this
+    /// project's Canny box) and squashed to `size x size`. A photograph
+    /// already framed on its stone can skip the crop.
+    #[serde(flatten)]
+    pub description: ExportDescription,
     /// The TorchScript file, relative to this file.
     pub module: String,
-    /// The ONNX file, relative to this file: the same input and output,
-    /// opset [`ONNX_OPSET`](crate::ONNX_OPSET), float32, the batch
-    /// dimension `N` free; absent from exports written before it existed.
-    #[serde(default)]
-    pub onnx: Option<String>,
-    /// The classes, in the order of the module's outputs.
-    pub classes: Vec<String>,
-    /// The module's input.
-    pub input: ExportInput,
     /// The module's output: `"logits"` (`N x classes`; softmax gives
     /// probabilities).
     pub output: String,
-    /// The normalisation the module applies itself, `(x - mean) / std`
-    /// (recorded, not to be applied again).
-    pub normalize_inside: Normalize,
-    /// How the training photographs were prepared before being resized to
-    /// the input: cropped to the stone (this project's Canny box) and
-    /// squashed to `size x size`. A photograph already framed on its stone
-    /// can skip the crop.
-    pub preprocess: PreprocessConfig,
     /// The network.
     pub model: ModelConfig,
     /// BLAKE3 of the weights (every variable by name, as little-endian
@@ -197,21 +174,23 @@ impl Classifier {
         let spec = self.spec();
         let side = spec.model.input_size();
         Ok(ExportInfo {
-            format: EXPORT_FORMAT,
-            module: EXPORT_MODULE.into(),
-            onnx: Some(EXPORT_ONNX.into()),
-            classes: spec.classes.clone(),
-            input: ExportInput {
-                width: side,
-                height: side,
-                layout: "NCHW".into(),
-                dtype: "float32".into(),
-                channels: "RGB".into(),
-                range: [0.0, 1.0],
+            description: ExportDescription {
+                format: EXPORT_FORMAT,
+                onnx: Some(EXPORT_ONNX.into()),
+                classes: spec.classes.clone(),
+                input: InputDescription {
+                    width: side,
+                    height: side,
+                    layout: "NCHW".into(),
+                    dtype: "float32".into(),
+                    channels: "RGB".into(),
+                    range: [0.0, 1.0],
+                },
+                normalize_inside: spec.normalize,
+                preprocess: spec.preprocess,
             },
+            module: EXPORT_MODULE.into(),
             output: "logits".into(),
-            normalize_inside: spec.normalize,
-            preprocess: spec.preprocess,
             model: spec.model.clone(),
             precision: spec.precision,
             weights_blake3: self.weights_blake3()?,

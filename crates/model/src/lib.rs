@@ -91,8 +91,8 @@ pub use error::{Error, Result};
 pub use eval::{ClassMetrics, Evaluation, ImageLoss, Misclassified, TOP_LOSSES_KEPT, evaluate};
 pub use eval_files::EvalFiles;
 pub use export::{
-    EXPORT_FORMAT, EXPORT_INFO, EXPORT_MODULE, EXPORT_ONNX, ExportFiles, ExportInfo, ExportInput, ONNX_INPUT,
-    ONNX_OUTPUT,
+    EXPORT_FORMAT, EXPORT_INFO, EXPORT_MODULE, EXPORT_ONNX, ExportDescription, ExportFiles, ExportInfo,
+    InputDescription, ONNX_INPUT, ONNX_OUTPUT,
 };
 pub use history::EpochStats;
 pub use interpret::{ConfusableFamily, ConfusedPair, DEFAULT_MIN_CONFUSED, Interpretation};

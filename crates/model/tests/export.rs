@@ -58,10 +58,17 @@ fn check_export(model: ModelConfig, precision: Precision, pretrained: Option<Pat
     let clf = Classifier::load(&model_dir).unwrap();
     let files = clf.export(&tmp.path().join("export")).unwrap();
 
-    let info: ExportInfo = serde_json::from_slice(&std::fs::read(&files.info).unwrap()).unwrap();
-    assert_eq!(info.classes, clf.spec().classes);
-    assert_eq!(info.input.width, clf.spec().model.input_size());
-    assert_eq!(info.normalize_inside, clf.spec().normalize);
+    let json = std::fs::read(&files.info).unwrap();
+    let info: ExportInfo = serde_json::from_slice(&json).unwrap();
+    // One flat object: what a predictor reads beside what only libtorch
+    // uses, so either crate reads the other's fields by name.
+    let raw: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert!(raw["classes"].is_array() && raw["input"]["width"].is_u64() && raw["model"].is_object(), "{raw}");
+    let description: gemstones_predict::ExportDescription = serde_json::from_slice(&json).unwrap();
+    assert_eq!(description, info.description);
+    assert_eq!(info.description.classes, clf.spec().classes);
+    assert_eq!(info.description.input.width, clf.spec().model.input_size());
+    assert_eq!(info.description.normalize_inside, clf.spec().normalize);
     assert_eq!(files.module, tmp.path().join("export").join(&info.module));
     // Portable operations only: the Classifier's fused oneDNN convolution
     // (CPU inference) is not what the trace records.
@@ -80,7 +87,8 @@ fn check_export(model: ModelConfig, precision: Precision, pretrained: Option<Pat
     let spread =
         f64::try_from(expected.amax([0], false).f_sub(&expected.amin([0], false)).unwrap().max()).unwrap();
     assert!(spread > 10.0 * tolerance, "predictions hardly depend on the image (spread {spread})");
-    let logits = tch::no_grad(|| module.forward_ts(&[module_input(&set, info.input.width)])).unwrap();
+    let logits =
+        tch::no_grad(|| module.forward_ts(&[module_input(&set, info.description.input.width)])).unwrap();
     assert_eq!(logits.size(), [set.len() as i64, 3]);
     let got = logits.softmax(-1, Kind::Float);
     let diff = f64::try_from((&got - &expected).abs().max()).unwrap();

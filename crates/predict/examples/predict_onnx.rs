@@ -81,8 +81,7 @@ fn main() -> anyhow::Result<ExitCode> {
         for (p, r) in &results {
             match r {
                 Ok(preds) => {
-                    let top: Vec<String> =
-                        preds.iter().map(|x| format!("{} {:.1} %", x.class, 100.0 * x.probability)).collect();
+                    let top: Vec<String> = preds.iter().map(ToString::to_string).collect();
                     println!("{}\t{}", p.display(), top.join("\t"));
                 }
                 Err(e) => println!("{}\terror: {e}", p.display()),

@@ -106,13 +106,18 @@ pub struct InputDescription {
     pub range: [f32; 2],
 }
 
-/// The parts of an export's `model.json` a predictor needs (the file holds
-/// more: the network, the weights' hash).
+/// The parts of an export's `model.json` a predictor needs: the one
+/// definition of them, which `gemstones-model`'s `ExportInfo` writes with
+/// what only libtorch uses beside it (the network, the TorchScript file,
+/// the weights' hash).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExportDescription {
-    /// Format version (1).
+    /// Format version ([`EXPORT_FORMAT`]).
     pub format: u32,
-    /// The ONNX file, relative to `model.json`.
+    /// The ONNX file, relative to `model.json`: the input and output the
+    /// description gives, the batch dimension free; absent from exports
+    /// written before it existed.
+    #[serde(default)]
     pub onnx: Option<String>,
     /// The classes, in the order of the model's outputs.
     pub classes: Vec<String>,
@@ -126,8 +131,11 @@ pub struct ExportDescription {
     pub preprocess: PreprocessConfig,
 }
 
+/// The export format written today ([`ExportDescription::format`]).
+pub const EXPORT_FORMAT: u32 = 1;
+
 /// The export formats this crate reads.
-const FORMATS: [u32; 1] = [1];
+const FORMATS: [u32; 1] = [EXPORT_FORMAT];
 
 /// One class and its probability.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -138,6 +146,32 @@ pub struct Prediction {
     pub id: usize,
     /// Softmax probability.
     pub probability: f64,
+}
+
+impl Prediction {
+    /// The `k` most probable classes of one row of probabilities, most
+    /// probable first, ties in class order (`k` is clamped to
+    /// 1..=classes); `classes` names the row's entries. Both predictors
+    /// (this crate's and `gemstones-model`'s `Classifier`) rank with this.
+    pub fn top_k(probabilities: &[f32], classes: &[String], k: usize) -> Vec<Prediction> {
+        let k = k.clamp(1, probabilities.len().max(1));
+        gemstones_dataset::ranking(probabilities)
+            .into_iter()
+            .take(k)
+            .map(|id| Prediction {
+                class: classes.get(id).cloned().unwrap_or_default(),
+                id,
+                probability: f64::from(probabilities[id]),
+            })
+            .collect()
+    }
+}
+
+/// `Ruby 93.1 %`: the class and its probability in percent.
+impl std::fmt::Display for Prediction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {:.1} %", self.class, 100.0 * self.probability)
+    }
 }
 
 /// A photograph as the model sees it: cropped to the stone and resized as
@@ -261,16 +295,7 @@ impl Predictor {
     /// The `k` most probable classes of a row of probabilities (`k` is
     /// clamped to 1..=classes).
     pub fn top_k(&self, probabilities: &[f32], k: usize) -> Vec<Prediction> {
-        let k = k.clamp(1, self.classes().len().max(1));
-        gemstones_dataset::ranking(probabilities)
-            .into_iter()
-            .take(k)
-            .map(|id| Prediction {
-                class: self.classes().get(id).cloned().unwrap_or_default(),
-                id,
-                probability: f64::from(probabilities[id]),
-            })
-            .collect()
+        Prediction::top_k(probabilities, self.classes(), k)
     }
 
     /// Top-`k` classes of one photograph file.
@@ -374,6 +399,18 @@ mod tests {
         let p = softmax([1000.0f32, 1000.0, 0.0].into_iter());
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         assert!((p[0] - 0.5).abs() < 1e-6 && p[2] < 1e-30);
+    }
+
+    #[test]
+    fn top_k_ranks_by_probability_ties_in_class_order_and_clamps_k() {
+        let classes: Vec<String> = ["Ruby", "Emerald", "Amethyst"].map(String::from).into();
+        let top = Prediction::top_k(&[0.2, 0.4, 0.4], &classes, 2);
+        let ids: Vec<usize> = top.iter().map(|p| p.id).collect();
+        assert_eq!(ids, [1, 2]);
+        assert_eq!(top[0].class, "Emerald");
+        assert_eq!(Prediction::top_k(&[0.2, 0.4, 0.4], &classes, 0).len(), 1);
+        assert_eq!(Prediction::top_k(&[0.2, 0.4, 0.4], &classes, 9).len(), 3);
+        assert_eq!(top[0].to_string(), "Emerald 40.0 %");
     }
 
     #[test]
