@@ -106,6 +106,21 @@ pub struct InputDescription {
     pub range: [f32; 2],
 }
 
+impl InputDescription {
+    /// The one input an export takes, the one this crate feeds: a
+    /// `width x height` image as NCHW float32 RGB, values in [0, 1].
+    pub fn rgb_float32(width: u32, height: u32) -> Self {
+        Self {
+            width,
+            height,
+            layout: "NCHW".into(),
+            dtype: "float32".into(),
+            channels: "RGB".into(),
+            range: [0.0, 1.0],
+        }
+    }
+}
+
 /// The parts of an export's `model.json` a predictor needs: the one
 /// definition of them, which `gemstones-model`'s `ExportInfo` writes with
 /// what only libtorch uses beside it (the network, the TorchScript file,
@@ -213,9 +228,8 @@ impl Predictor {
             return Err(bad("names no ONNX file: an export made before ONNX; export the model again".into()));
         };
         let input = &description.input;
-        if (input.layout.as_str(), input.dtype.as_str(), input.channels.as_str())
-            != ("NCHW", "float32", "RGB")
-        {
+        let fed = InputDescription::rgb_float32(input.width, input.height);
+        if (&input.layout, &input.dtype, &input.channels) != (&fed.layout, &fed.dtype, &fed.channels) {
             return Err(bad(format!(
                 "input {} {} {}: this crate feeds NCHW float32 RGB",
                 input.layout, input.dtype, input.channels
@@ -411,6 +425,24 @@ mod tests {
         assert_eq!(Prediction::top_k(&[0.2, 0.4, 0.4], &classes, 0).len(), 1);
         assert_eq!(Prediction::top_k(&[0.2, 0.4, 0.4], &classes, 9).len(), 3);
         assert_eq!(top[0].to_string(), "Emerald 40.0 %");
+    }
+
+    #[test]
+    fn an_input_this_crate_does_not_feed_is_refused_by_name() {
+        let mut description = ExportDescription {
+            format: EXPORT_FORMAT,
+            onnx: Some("model.onnx".into()),
+            classes: vec!["Ruby".into()],
+            input: InputDescription::rgb_float32(224, 224),
+            normalize_inside: Normalize { mean: [0.5; 3], std: [0.5; 3] },
+            preprocess: PreprocessConfig::default(),
+        };
+        description.input.layout = "NHWC".into();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("model.json"), serde_json::to_vec(&description).unwrap()).unwrap();
+        let err = Predictor::load(dir.path()).unwrap_err();
+        assert!(matches!(err, Error::BadDescription { .. }), "{err}");
+        assert!(err.to_string().contains("input NHWC float32 RGB"), "{err}");
     }
 
     #[test]
