@@ -33,7 +33,7 @@ PHOTOS=$(realpath "$PHOTOS")
 mapfile -t all < <(find "$PHOTOS" -type f \( -iname '*.jpg' -o -iname '*.jpeg' -o -iname '*.png' \) | sort)
 step=$(( ${#all[@]} / COUNT )); [ "$step" -ge 1 ] || step=1
 mapfile -t photos < <(printf '%s\n' "${all[@]}" | awk -v s="$step" -v n="$COUNT" '(NR - 1) % s == 0 && c++ < n')
-./target/release/examples/predict_onnx --model "$work/export" -k 1 --save-inputs "$work/inputs.f32" "${photos[@]}" > /dev/null
+./target/release/examples/predict_onnx --model "$work/export" -k 1 --save-inputs "$work/inputs.npy" "${photos[@]}" > /dev/null
 out=$(mktemp)
 echo "== $(date -u +%F) $(nproc) cores; ${#photos[@]} photos of $PHOTOS; model $MODEL"
 echo "== gemstones-predict (tract)"
@@ -42,7 +42,7 @@ cargo bench -q -p gemstones-predict --bench predict -- --low-memory "$work/expor
 echo "== gemstones-model Classifier (libtorch)"
 rust predict "$MODEL" "${photos[@]}" | tee -a "$out"
 echo "== onnxruntime"
-"$PY" benches/python/predict_peers.py bench "$work/export" "$work/inputs.f32" "${photos[@]}" | tee -a "$out"
+"$PY" benches/python/predict_peers.py bench "$work/export" "$work/inputs.npy" "${photos[@]}" | tee -a "$out"
 
 # Peak memory: one process each, loading the model and predicting one photo.
 peak() { # peak TOOL COMMAND...: the command's maximum resident set, as a JSON line

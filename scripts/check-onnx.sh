@@ -24,16 +24,15 @@ cargo build -q --release -p gemstones-predict --example predict_onnx
 mapfile -t photos < <(find "$PHOTOS" -type f \( -iname '*.jpg' -o -iname '*.jpeg' -o -iname '*.png' \) | sort | awk 'NR % 5 == 1' | head -60)
 classes=$(python3 -c "import json,sys; print(len(json.load(open(sys.argv[1]))['classes']))" "$work/export/model.json")
 ./target/release/examples/predict --model "$MODEL" --json -k "$classes" "${photos[@]}" > "$work/torch.json"
-./target/release/examples/predict_onnx --model "$work/export" --json -k 1 --save-inputs "$work/inputs.f32" "${photos[@]}" > /dev/null
-"$PY" - "$work/export" "$work/inputs.f32" "$work/torch.json" <<'PY'
+./target/release/examples/predict_onnx --model "$work/export" --json -k 1 --save-inputs "$work/inputs.npy" "${photos[@]}" > /dev/null
+"$PY" - "$work/export" "$work/inputs.npy" "$work/torch.json" <<'PY'
 import json, sys
 import numpy as np, onnx, onnxruntime as ort
 export, inputs, torch_json = sys.argv[1:]
 model = onnx.load(f"{export}/model.onnx")
 onnx.checker.check_model(model, full_check=True)
 info = json.load(open(f"{export}/model.json"))
-h, w = info["input"]["height"], info["input"]["width"]
-x = np.fromfile(inputs, dtype="<f4").reshape(-1, 3, h, w)
+x = np.load(inputs)  # N x 3 x height x width float32 (predict_onnx --save-inputs)
 print(f"onnx.checker: ok (opset {model.opset_import[0].version}, IR {model.ir_version}); {len(x)} photos")
 session = ort.InferenceSession(f"{export}/model.onnx", providers=["CPUExecutionProvider"])
 logits = session.run(["logits"], {"image": x})[0]

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use gemstones_augment::{ImageView, preview};
+use gemstones_dataset::outputs::{FolderKind, Outputs};
 use gemstones_dataset::synth::{SynthConfig, default_classes, write_synthetic_set};
 use gemstones_dataset::{
     ClassTable, DEFAULT_MAX_DISTANCE, DecodeLimits, ProblemKind, RenameConfig, SplitConfig, SplitRatios,
@@ -145,6 +146,10 @@ pub enum WorkflowError {
     /// Stopped by Ctrl-C; run again with the same folder to resume.
     #[error("stopped; run again with the same run folder to resume")]
     Stopped,
+    /// The run folder breaks the output rule (inside the photos, holding
+    /// them, or a folder that is not an earlier run); nothing was written.
+    #[error(transparent)]
+    RefusedOutput(gemstones_dataset::Error),
 }
 
 fn at<E: std::error::Error + Send + Sync + 'static>(stage: &'static str) -> impl FnOnce(E) -> WorkflowError {
@@ -212,7 +217,7 @@ pub fn run(
     say: &mut dyn FnMut(&str),
 ) -> Result<WorkflowOutcome, WorkflowError> {
     let started = Instant::now();
-    std::fs::create_dir_all(&cfg.run_dir).map_err(at("setup"))?;
+    claim_run_dir(cfg)?;
     check_settings(cfg)?;
     let mut w = Stages { cfg, run: &cfg.run_dir, stop, say, report: Report::new("gemstones workflow") };
     let photos = w.timed("photographs", Stages::collect_photos)?;
@@ -702,6 +707,20 @@ fn epoch_line(e: &EpochStats) -> String {
         e.val_top1.map_or("-".into(), |v| format!("{v:.3}")),
         e.seconds
     )
+}
+
+/// The output rule for the run folder: outside the photos it copies, not
+/// holding them, and new, empty or an earlier run; then marked as a run.
+fn claim_run_dir(cfg: &WorkflowConfig) -> Result<(), WorkflowError> {
+    let photos = match &cfg.source {
+        PhotoSource::Photos { dir } => Some(dir),
+        _ => None,
+    };
+    let outputs = Outputs::reading(photos).map_err(WorkflowError::RefusedOutput)?;
+    outputs.claim_folder(&cfg.run_dir, FolderKind::RUN).map_err(|e| match e {
+        refused @ gemstones_dataset::Error::RefusedOutput { .. } => WorkflowError::RefusedOutput(refused),
+        other => at("setup")(other),
+    })
 }
 
 /// Record the settings in `workflow.json`; refuse a run folder made with

@@ -34,7 +34,7 @@ pub(crate) fn text(b: &[u8]) -> String {
 }
 
 /// Every file under `root`, hidden ones included: relative path -> content.
-fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {
+pub(crate) fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
         let Ok(entries) = std::fs::read_dir(dir) else { return };
         for e in entries {
@@ -228,6 +228,8 @@ fn numeric_flags_out_of_range_are_usage_errors_naming_the_flag() {
         ("train", vec!["--photos", "p", "--lr", "NaN"], "--lr", "..=10"),
         ("train", vec!["--photos", "p", "--val-fraction", "1"], "--val-fraction", "0..=0.9"),
         ("split", vec!["in", "out", "--ratio", "1", "0"], "--ratio", "0.000001..=1"),
+        ("train", vec!["--photos", "p", "--progressive", "8"], "--progressive", "0 (off) nor in 16..=1024"),
+        ("workflow", vec!["--demo", "9", "5"], "--demo", "2 to 8 classes"),
     ] {
         let out = run(example(name).args(&args));
         let stderr = text(&out.stderr);
@@ -253,6 +255,16 @@ fn a_scrape_into_a_file_or_from_an_unreachable_host_leaves_nothing_behind() {
         run(example("fetch_static").arg("--out").arg(&photos).arg("--start-url").arg("http://127.0.0.1:9/"));
     assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(!photos.join("manifest.jsonl").exists());
+    // The browser scraper says the same, with the same exit code, before any
+    // browser is asked to show an error page.
+    let out = run(example("fetch_dynamic")
+        .args(["--webdriver", "http://127.0.0.1:9", "--start-url", "http://127.0.0.1:9/"])
+        .arg("--out")
+        .arg(&photos));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("could not be reached"), "{stderr}");
+    assert!(!photos.exists(), "{stderr}");
 }
 
 #[test]
@@ -268,6 +280,14 @@ fn a_rename_dry_run_reports_an_unfinished_rename_and_writes_nothing() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("pending"), "{}", text(&out.stdout));
     assert_eq!(snapshot(&root), before, "the dry run wrote");
+    // Counting and training say the rename must be finished first.
+    let counted = run(example("count").arg(&root));
+    assert_eq!(counted.status.code(), Some(3), "{}", text(&counted.stderr));
+    assert!(text(&counted.stderr).contains("rename --apply"), "{}", text(&counted.stderr));
+    let trained = run(example("train").arg("--photos").arg(&root).arg("--out").arg(dir.path().join("m")));
+    assert_eq!(trained.status.code(), Some(1), "{}", text(&trained.stderr));
+    assert!(text(&trained.stderr).contains("rename --apply"), "{}", text(&trained.stderr));
+    assert_eq!(snapshot(&root), before, "count or train wrote");
     let out = run(example("rename").arg(&root).arg("--apply"));
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!journal_path(&root).exists());
@@ -467,6 +487,20 @@ fn train_refusals_that_need_no_preprocessing_come_first_and_write_nothing() {
         .filter(|e| e.path().extension().is_some_and(|x| x == "cache"))
         .collect();
     assert!(caches.is_empty(), "a cache was built before refusing: {caches:?}");
+    // The same network with other settings: each difference named.
+    let out = run(example("train").arg("--photos").arg(&photos).arg("--out").arg(&model).args([
+        "--preset",
+        "resnet",
+        "--image-size",
+        "36",
+        "--input-size",
+        "40",
+        "--dropout",
+        "0.5",
+    ]));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("input_size 32 -> 40") && stderr.contains("dropout"), "{stderr}");
 }
 
 #[test]
@@ -591,6 +625,7 @@ fn a_scrape_that_finds_no_class_warns_and_exits_3() {
         .args(["--rps", "100"]));
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("no class found"), "{}", text(&out.stderr));
+    assert!(!dir.path().join("out/manifest.jsonl").exists(), "an empty manifest was left");
 }
 
 #[test]
@@ -636,9 +671,9 @@ fn export_writes_a_module_and_its_description_and_names_a_missing_model() {
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"mine").unwrap();
     let not_a_folder = run(example("export").arg("--model").arg(&model).arg("--out").arg(&file));
-    assert_eq!(not_a_folder.status.code(), Some(1));
+    assert_eq!(not_a_folder.status.code(), Some(2));
     assert!(
-        text(&not_a_folder.stderr).contains("a-file: is a file, not a folder"),
+        text(&not_a_folder.stderr).contains("a-file: refused as an output: is a file, not a folder"),
         "{}",
         text(&not_a_folder.stderr)
     );
@@ -717,6 +752,16 @@ fn train_final_fit_on_every_photo_predicts_and_folds_cross_validate() {
         "{stdout}"
     );
     assert!(together.join("crossval.csv").is_file());
+    // A plain model directory among the runs is named as such.
+    let mixed = run(example("evaluate")
+        .arg("--runs")
+        .args([&cv, &model])
+        .arg("--photos")
+        .arg(&photos)
+        .arg("--out")
+        .arg(dir.path().join("mixed")));
+    assert_eq!(mixed.status.code(), Some(1), "{}", text(&mixed.stderr));
+    assert!(text(&mixed.stderr).contains("final: not a cross-validation run"), "{}", text(&mixed.stderr));
     let both = train(&["--folds", "2", "--val-fraction", "0.2"], &dir.path().join("both"));
     assert_eq!(both.status.code(), Some(2), "{}", text(&both.stderr));
 }

@@ -2,6 +2,6 @@
 mod browser;
 mod examples;
 mod model_flow;
-mod onnx;
+mod outputs;
 mod support;
 mod workflow;

@@ -45,7 +45,7 @@ def median_ms(f, items):
 def main(export, inputs, photos):
     info = json.load(open(f"{export}/model.json"))
     w, h = info["input"]["width"], info["input"]["height"]
-    x = np.fromfile(inputs, dtype="<f4").reshape(-1, 3, h, w)
+    x = np.load(inputs)  # N x 3 x h x w float32 (predict_onnx --save-inputs)
     for threads in (1, 2):
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads

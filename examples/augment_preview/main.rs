@@ -1,8 +1,10 @@
 //! The tutorial's figure: one photograph and six augmented versions.
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::Parser;
 use gemstones::augment::{AugmentConfig, ImageView, preview};
+use gemstones::dataset::outputs::{FileKind, Outputs};
 use gemstones::dataset::{PreprocessConfig, Preprocessor};
 
 #[derive(Parser, Debug)]
@@ -28,9 +30,14 @@ struct Args {
     seed: u64,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     gemstones_cli::exit_quietly_on_closed_pipe();
     let a = Args::parse();
+    // The output rule first (exit 2): never over the photograph itself, nor
+    // over any file but an earlier figure.
+    if let Err(e) = Outputs::reading([&a.image])?.file(&a.out, FileKind::Png) {
+        return Ok(gemstones_cli::exit::usage(e));
+    }
     let mut pp = Preprocessor::new(PreprocessConfig { size: a.size, ..PreprocessConfig::default() })?;
     let img = pp.process_file(&a.image).map_err(|p| anyhow::anyhow!("{p}"))?;
     let cfg = match a.preset.as_str() {
@@ -40,5 +47,5 @@ fn main() -> anyhow::Result<()> {
     };
     preview(ImageView::from_rgb(&img)?, &cfg, a.seed, a.n, &a.out)?;
     println!("{}", a.out.display());
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

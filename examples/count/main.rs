@@ -1,6 +1,7 @@
 //! Count folders and files like the tutorial's tree report, and images per
 //! class per split.
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::Parser;
 use gemstones::dataset::{ClassTable, count_tree, scan};
@@ -15,7 +16,7 @@ struct Args {
     json: bool,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     gemstones_cli::exit_quietly_on_closed_pipe();
     let a = Args::parse();
     let tree = count_tree(&a.root)?;
@@ -34,6 +35,9 @@ fn main() -> anyhow::Result<()> {
         splits.iter().map(|(n, f)| (n.as_str(), f)).collect();
     let table = ClassTable::new(&refs);
     for (_, folder) in &splits {
+        if let Err(pending) = folder.require_no_pending_rename() {
+            eprintln!("warning: {pending} (these counts miss those files)");
+        }
         for p in &folder.unusable_names {
             eprintln!("skipped (name not UTF-8; rename it): {}", p.display());
         }
@@ -46,5 +50,6 @@ fn main() -> anyhow::Result<()> {
     } else {
         print!("{}\n{}", tree.to_text(), table.to_text());
     }
-    Ok(())
+    // Exit 3 when an unfinished rename hides files from the counts.
+    Ok(gemstones_cli::exit::problems_if(splits.iter().any(|(_, f)| f.require_no_pending_rename().is_err())))
 }

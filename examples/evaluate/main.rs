@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use gemstones::dataset::EmptyClasses;
+use gemstones::dataset::outputs::{FolderKind, Outputs};
 use gemstones::dataset::{DEFAULT_MAX_DISTANCE, DecodeLimits, scan, verify, without_near_copies};
 use gemstones::dataset::{PreprocessConfig, Preprocessed};
 use gemstones::model::{Classifier, Interpretation, ModelDir, Scoring, evaluate, fold_dir, score_runs};
@@ -64,8 +65,14 @@ fn main() -> anyhow::Result<ExitCode> {
     gemstones_cli::exit_quietly_on_closed_pipe();
     gemstones_cli::init_logging();
     let a = Args::parse();
+    // The output rule first (exit 2): the output folder lies outside the
+    // photo folders, holds none, and is new, empty or an earlier evaluation.
+    let outputs = Outputs::reading(std::iter::once(&a.photos).chain(&a.train))?;
+    if let Err(e) = outputs.check_folder(&a.out, FolderKind::EVALUATION) {
+        return Ok(exit::usage(e));
+    }
     let Some(model) = &a.model else {
-        return score_runs_together(&a);
+        return score_runs_together(&a, &outputs);
     };
     let clf = Classifier::load(model)?.with_scoring(a.scoring())?;
     // The images are preprocessed exactly as the model's training images were.
@@ -73,6 +80,7 @@ fn main() -> anyhow::Result<ExitCode> {
     // Refused before anything is written when the photos hold a class the
     // model does not know.
     clf.class_ids_of(&scan(&a.photos)?.without_empty_classes()?.classes)?;
+    outputs.claim_folder(&a.out, FolderKind::EVALUATION)?;
     let pre = prepared(&a.photos, &clf.spec().preprocess, &cache)?;
     let e = evaluate(&clf, &pre.set, None)?;
     let files = e.write(&a.out, &pre.set, a.gallery)?;
@@ -135,10 +143,11 @@ fn prepared(photos: &Path, preprocess: &PreprocessConfig, cache: &Path) -> anyho
 }
 
 /// `--runs`: the runs' fold networks scored together, fold by fold.
-fn score_runs_together(a: &Args) -> anyhow::Result<ExitCode> {
+fn score_runs_together(a: &Args, outputs: &Outputs) -> anyhow::Result<ExitCode> {
     let first = a.runs.first().context("--runs names no run")?;
     // The runs' preprocessing, from a fold's config.json (no network loaded).
     let preprocess = ModelDir::new(fold_dir(first, 1)).read_spec()?.preprocess;
+    outputs.claim_folder(&a.out, FolderKind::EVALUATION)?;
     let pre = prepared(&a.photos, &preprocess, &a.out.join(format!("images-{}.cache", preprocess.size)))?;
     let report = score_runs(&a.runs, &pre.set, a.scoring(), &a.out)?;
     for s in &report.scores {

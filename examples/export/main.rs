@@ -3,8 +3,10 @@
 //! (`model.pt`, for PyTorch, C++ or tch programs), with its classes and
 //! input description (`model.json`).
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::Parser;
+use gemstones::dataset::outputs::{FolderKind, Outputs};
 use gemstones::model::{Classifier, Scoring};
 
 #[derive(Parser, Debug)]
@@ -20,16 +22,22 @@ struct Args {
     side: gemstones_cli::InputSizeArg,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     gemstones_cli::exit_quietly_on_closed_pipe();
     gemstones_cli::init_logging();
     let a = Args::parse();
+    // The output rule first (exit 2): a new or empty folder, or an earlier
+    // export; never the model directory itself.
+    let outputs = Outputs::reading([&a.model])?;
+    if let Err(e) = outputs.check_folder(&a.out, FolderKind::EXPORT) {
+        return Ok(gemstones_cli::exit::usage(e));
+    }
     let clf = Classifier::load(&a.model)?
         .with_scoring(Scoring { input_size: a.side.input_size, ..Scoring::default() })?;
     let files = clf.export(&a.out)?;
     if files.unchanged {
         println!("{} already holds this model's export: nothing to do", a.out.display());
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     }
     let side = clf.spec().model.input_size();
     println!(
@@ -41,5 +49,5 @@ fn main() -> anyhow::Result<()> {
         clf.classes().len(),
         files.info.display()
     );
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

@@ -29,6 +29,14 @@ fn main() -> anyhow::Result<ExitCode> {
     gemstones_cli::exit_quietly_on_closed_pipe();
     let a = Args::parse();
     let cfg = RenameConfig { compact: a.compact, start: a.start };
+    // What a rename leaves alone is said the same way with --apply and without.
+    let folder = scan(&a.root)?;
+    for p in &folder.unusable_names {
+        println!("skipped (name not UTF-8; rename it by hand): {}", p.display());
+    }
+    if let Some(note) = folder.hidden_note() {
+        println!("{note}");
+    }
     if a.apply {
         let s = match rename_until(&a.root, &cfg, &stop_on_ctrl_c()) {
             Err(Error::Cancelled) => {
@@ -45,13 +53,6 @@ fn main() -> anyhow::Result<ExitCode> {
         // A dry run never writes, not even to finish an earlier run.
         println!("an interrupted rename of {n} files is pending: add --apply to finish it (nothing changed)");
     } else {
-        let folder = scan(&a.root)?;
-        for p in &folder.unusable_names {
-            println!("skipped (name not UTF-8; rename it by hand): {}", p.display());
-        }
-        if let Some(note) = folder.hidden_note() {
-            println!("{note}");
-        }
         print!("{}", plan_rename(&folder, &cfg)?.describe());
         println!("(dry run: add --apply to rename)");
     }

@@ -59,6 +59,9 @@ fn main() -> anyhow::Result<()> {
         drop_near_duplicates: a.drop_near_duplicates,
     };
     let folder = scan(&a.input)?;
+    for p in &folder.unusable_names {
+        println!("skipped (name not UTF-8; rename it to split it): {}", p.display());
+    }
     if let Some(note) = folder.hidden_note() {
         println!("{note}");
     }

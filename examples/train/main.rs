@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use gemstones::dataset::outputs::{FileKind, FolderKind, Outputs};
 use gemstones::dataset::{EmptyClasses, prepare_folder, scan};
 use gemstones::model::{
     Classifier, CrossValidation, Ema, EpochStats, ModelDir, OptimizerKind, Precision, ProgressiveResize,
@@ -55,7 +56,7 @@ struct Args {
     /// Progressive resizing: train the first epochs at this side, growing
     /// in steps of 16 to the input size (default: the preset's, 80 for
     /// resnet, 160 for the lite presets, off for tutorial; 0 turns it off).
-    #[arg(value_parser = clap::value_parser!(u32).range(16..=1024), long)]
+    #[arg(value_parser = gemstones_cli::side_or_off(16, 1024), long)]
     progressive: Option<u32>,
     /// Fraction of the epochs progressive resizing grows over (default: the
     /// preset's, 0.5 for resnet, 0.4 for the lite presets; else 0.5).
@@ -123,7 +124,7 @@ struct Args {
     keep_empty_classes: bool,
     /// Mixup with this Beta(alpha, alpha) (0 turns it off; default: the
     /// preset's, off).
-    #[arg(value_parser = gemstones_cli::float_in(1e-6, 100.0), long)]
+    #[arg(value_parser = gemstones_cli::float_in(0.0, 100.0), long)]
     mixup: Option<f64>,
     /// Dropout rate before the classifier (default: the preset's).
     #[arg(value_parser = gemstones_cli::float_in(0.0, 0.99), long)]
@@ -213,14 +214,29 @@ fn main() -> anyhow::Result<ExitCode> {
     if let Some(p) = a.precision {
         train.precision = p;
     }
+    // Settings the flags' ranges cannot judge alone (a validation share
+    // that leaves too little to train on) are refused before any work.
+    model.validate()?;
+    train.validate()?;
     let name =
         a.photos.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "photos".into());
     let cache = a.cache.clone().unwrap_or_else(|| {
         a.out.parent().unwrap_or(&a.out).join(format!("{}-{}.cache", name.replace(' ', "_"), pre.size))
     });
+    // The output rule first (exit 2, nothing written): the model directory
+    // and the cache lie outside the photos and replace only our own files.
+    let inputs = [Some(&a.photos), a.pretrained.as_ref(), a.augment.as_ref()];
+    let outputs = Outputs::reading(inputs.into_iter().flatten())?;
+    let checked =
+        outputs.check_folder(&a.out, FolderKind::MODEL).and_then(|()| outputs.file(&cache, FileKind::Cache));
+    if let Err(e) = checked {
+        return Ok(exit::usage(e));
+    }
     // Refusals that need no preprocessing come before it: nothing (no cache,
     // no model file) is written for a run that cannot start.
-    let classes = scan(&a.photos)?.without_empty_classes()?.classes.len();
+    let scanned = scan(&a.photos)?;
+    scanned.require_no_pending_rename()?;
+    let classes = scanned.without_empty_classes()?.classes.len();
     anyhow::ensure!(
         classes >= 2,
         "{} holds {classes} class(es) with photos: a classifier needs at least 2",
@@ -235,6 +251,7 @@ fn main() -> anyhow::Result<ExitCode> {
             anyhow::bail!("{}: {reason}", dir.display());
         }
     }
+    outputs.claim_folder(&a.out, FolderKind::MODEL)?;
     let stop = stop_on_ctrl_c();
     let empty = if a.keep_empty_classes { EmptyClasses::Keep } else { EmptyClasses::LeaveOut };
     let (prepared, outcome) = match prepare_folder(&a.photos, &pre, &cache, empty, true, &stop) {

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use gemstones::dataset::fsutil::write_atomic;
+use gemstones::dataset::outputs::{FileKind, Outputs};
 use gemstones::dataset::{
     DEFAULT_MAX_DISTANCE, DecodeLimits, NearDuplicateGroup, VerifyReport, cross_split_duplicates,
     cross_split_near_duplicates, near_duplicate_sheet, scan, verify,
@@ -62,6 +64,15 @@ fn print_groups(groups: &[NearDuplicateGroup], show: usize) {
 fn main() -> anyhow::Result<ExitCode> {
     gemstones_cli::exit_quietly_on_closed_pipe();
     let a = Args::parse();
+    // The output rule first (exit 2, nothing read or written): the sheet
+    // and the JSON lie outside the folders and replace only our own files.
+    let outputs = Outputs::reading(a.folders.iter().chain(&a.against))?;
+    let sheet = a.sheet.iter().map(|p| outputs.file(p, FileKind::Png));
+    if let Err(e) =
+        sheet.chain(a.json.iter().map(|p| outputs.file(p, FileKind::JsonReport))).collect::<Result<(), _>>()
+    {
+        return Ok(exit::usage(e));
+    }
     let mut reports: Vec<(String, VerifyReport)> = Vec::new();
     let mut near_groups = Vec::new();
     for f in a.folders.iter().chain(&a.against) {
@@ -141,12 +152,13 @@ fn main() -> anyhow::Result<ExitCode> {
     }
     if let Some(j) = a.json {
         let json = serde_json::json!({
+            "written_by": "gemstones verify",
             "folders": reports,
             "near_duplicates": near_groups,
             "leaks": leaks,
             "near_leaks": near_leaks,
         });
-        std::fs::write(&j, serde_json::to_vec_pretty(&json)?)?;
+        write_atomic(&j, &serde_json::to_vec_pretty(&json)?)?;
     }
     // Exit 3 when a file did not decode or a photo (or a near-copy) is in
     // two folders.

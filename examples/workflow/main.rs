@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use gemstones::model::Precision;
 use gemstones::presets::Preset;
 use gemstones::scrape::SiteProfile;
@@ -74,6 +74,15 @@ fn main() -> anyhow::Result<ExitCode> {
     gemstones_cli::exit_quietly_on_closed_pipe();
     init_logging();
     let a = Args::parse();
+    let demo_classes = gemstones::dataset::synth::default_classes().len();
+    if !(2..=demo_classes).contains(&a.demo[0]) {
+        Args::command()
+            .error(
+                clap::error::ErrorKind::ValueValidation,
+                format!("--demo: the demo catalogue has 2 to {demo_classes} classes, not {}", a.demo[0]),
+            )
+            .exit();
+    }
     let mut cfg = WorkflowConfig::demo(&a.run_dir);
     cfg.source = if let Some(dir) = &a.photos {
         PhotoSource::Photos { dir: dir.clone() }
@@ -111,6 +120,7 @@ fn main() -> anyhow::Result<ExitCode> {
             eprintln!("stopped: run again with the same folder to resume");
             return Ok(ExitCode::from(exit::INTERRUPTED));
         }
+        Err(WorkflowError::RefusedOutput(e)) => return Ok(exit::usage(e)),
         other => other?,
     };
     println!(

@@ -50,6 +50,19 @@ pub fn count_in(min: u64, max: u64) -> impl clap::builder::TypedValueParser<Valu
     clap::value_parser!(u64).range(min..=max).try_map(usize::try_from)
 }
 
+/// The clap parser of a side flag where 0 turns the feature off
+/// (`--progressive 0`): 0, or a side within `min..=max`.
+pub fn side_or_off(min: u32, max: u32) -> impl clap::builder::TypedValueParser<Value = u32> {
+    use clap::builder::TypedValueParser;
+    clap::value_parser!(u32).range(0..=i64::from(max)).try_map(move |side| {
+        if side == 0 || side >= min {
+            Ok(side)
+        } else {
+            Err(format!("{side} is not 0 (off) nor in {min}..={max}"))
+        }
+    })
+}
+
 /// The `--input-size` flag of the examples that predict (`evaluate`,
 /// `predict`, `export`): the side of [`Scoring::input_size`].
 ///
@@ -78,6 +91,16 @@ pub mod exit {
     /// Stopped by Ctrl-C (128 + SIGINT, as shells expect); the work done is
     /// saved and a re-run resumes it.
     pub const INTERRUPTED: u8 = 130;
+    /// A usage error: clap's for a bad flag, and ours for an output path
+    /// that the output rule refuses (nothing was done).
+    pub const USAGE: u8 = 2;
+
+    /// Print a usage error (an output path refused before any work) and
+    /// return `USAGE`.
+    pub fn usage(error: impl std::fmt::Display) -> ExitCode {
+        eprintln!("error: {error}");
+        ExitCode::from(USAGE)
+    }
 
     /// `PROBLEMS` when `found` is true, else success.
     pub fn problems_if(found: bool) -> ExitCode {
@@ -196,6 +219,15 @@ mod tests {
             let parsed = parse(super::count_in(1, 1000), &text);
             let expected = text.parse::<u64>().is_ok_and(|v| (1..=1000).contains(&v));
             prop_assert_eq!(parsed.is_ok(), expected, "{:?}", text);
+        }
+    }
+
+    #[test]
+    fn a_side_flag_takes_zero_for_off_or_its_range() {
+        assert_eq!(parse(super::side_or_off(16, 1024), "0").unwrap(), 0);
+        assert_eq!(parse(super::side_or_off(16, 1024), "16").unwrap(), 16);
+        for refused in ["8", "1025", "-1"] {
+            assert!(parse(super::side_or_off(16, 1024), refused).is_err(), "{refused}");
         }
     }
 

@@ -20,7 +20,8 @@ use crate::scan::ImageFolder;
 use crate::similar::PerceptualHash;
 use crate::stop::StopFlag;
 
-const MAGIC: &[u8; 8] = b"GEMCACHE";
+/// The first bytes of every cache file.
+pub(crate) const MAGIC: &[u8; 8] = b"GEMCACHE";
 /// Version of the cache layout; a file of another version is rebuilt.
 pub const CACHE_VERSION: u32 = 2;
 

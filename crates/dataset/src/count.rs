@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{IoContext, Result};
 use crate::scan::{ImageFolder, file_name, has_utf8_name, list_dir};
 
 /// Folders and files at one level of a tree, with the levels below.
@@ -27,27 +27,48 @@ pub struct TreeCount {
 
 /// Count every level of a folder tree, leaving out (and counting in
 /// `left_out`) what [`crate::scan`] leaves out, so the tree and a
-/// [`ClassTable`] of the same folder agree.
+/// [`ClassTable`] of the same folder agree. A linked folder that leads
+/// back to a folder above it (a link loop) is counted, not entered.
 pub fn count_tree(root: impl AsRef<Path>) -> Result<TreeCount> {
-    let root = root.as_ref();
-    let mut node =
-        TreeCount { name: file_name(root), folders: 0, files: 0, children: Vec::new(), left_out: 0 };
-    let listing = list_dir(root)?;
+    count_below(root.as_ref(), &mut Vec::new())
+}
+
+/// [`count_tree`] of `dir`, whose enclosing folders (device, inode) are
+/// `above`.
+fn count_below(dir: &Path, above: &mut Vec<(u64, u64)>) -> Result<TreeCount> {
+    use std::os::unix::fs::MetadataExt;
+    let mut node = TreeCount::leaf(dir);
+    let listing = list_dir(dir)?;
+    let this = std::fs::metadata(dir).map(|m| (m.dev(), m.ino())).at(dir)?;
+    above.push(this);
     node.left_out = listing.hidden.len();
     for entry in listing.visible {
         if !has_utf8_name(&entry) {
             node.left_out += 1;
         } else if entry.is_dir() {
             node.folders += 1;
-            node.children.push(count_tree(&entry)?);
+            let id = std::fs::metadata(&entry).map(|m| (m.dev(), m.ino())).ok();
+            if id.is_some_and(|id| above.contains(&id)) {
+                let mut looped = TreeCount::leaf(&entry);
+                looped.name.push_str(" (a link to a folder above: not entered)");
+                node.children.push(looped);
+            } else {
+                node.children.push(count_below(&entry, above)?);
+            }
         } else {
             node.files += 1;
         }
     }
+    above.pop();
     Ok(node)
 }
 
 impl TreeCount {
+    /// A folder counted without looking inside.
+    fn leaf(path: &Path) -> Self {
+        Self { name: file_name(path), folders: 0, files: 0, children: Vec::new(), left_out: 0 }
+    }
+
     /// Total files at every level.
     pub fn total_files(&self) -> usize {
         self.files + self.children.iter().map(TreeCount::total_files).sum::<usize>()
@@ -149,6 +170,19 @@ impl ClassTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_link_loop_is_counted_once_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let ruby = dir.path().join("photos/Ruby");
+        std::fs::create_dir_all(&ruby).unwrap();
+        std::fs::write(ruby.join("ruby_0.jpg"), b"x").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("photos"), ruby.join("back")).unwrap();
+        let t = count_tree(dir.path().join("photos")).unwrap();
+        assert_eq!(t.total_files(), 1);
+        assert_eq!(t.to_text().lines().count(), 3, "{}", t.to_text());
+        assert!(t.to_text().contains("back (a link to a folder above: not entered)"), "{}", t.to_text());
+    }
 
     #[test]
     fn tree_report_matches_the_tutorial_shape() {

@@ -198,9 +198,46 @@ fn refine_truncation(mut p: Problem, bytes: &[u8], format: image::ImageFormat) -
 }
 
 /// A JPEG's entropy-coded data may stop anywhere and still decode to a
-/// grey-filled picture; a complete file has an EOI marker after the scan.
+/// grey-filled picture; a complete file has an EOI marker after its scans.
+/// Found by walking the marker segments from the start: bytes appended
+/// after the EOI (a camera's or an editor's trailer) leave the file
+/// complete, and an EXIF thumbnail's EOI, inside its APP1 segment, is not
+/// taken for the image's. Written by hand: the decoders do not say whether
+/// they met the EOI.
 fn jpeg_has_end_marker(bytes: &[u8]) -> bool {
-    bytes.windows(2).rev().take(1 << 16).any(|w| w == [0xFF, 0xD9])
+    let mut at = 2; // after SOI
+    while at + 1 < bytes.len() {
+        if bytes[at] != 0xFF {
+            return false;
+        }
+        let marker = bytes[at + 1];
+        match marker {
+            0xD9 => return true,
+            // A fill byte, or a marker without a length (TEM, RSTn).
+            0xFF => at += 1,
+            0x01 | 0xD0..=0xD7 => at += 2,
+            _ => {
+                let Some(len) = bytes.get(at + 2..at + 4) else { return false };
+                at += 2 + usize::from(u16::from_be_bytes([len[0], len[1]]));
+                if marker == 0xDA {
+                    at = end_of_entropy_coded_data(bytes, at);
+                }
+            }
+        }
+    }
+    false
+}
+
+/// Where a scan's entropy-coded data starting at `at` ends: at the next
+/// marker that is neither a stuffed `FF 00` nor a restart `FF D0..D7`.
+fn end_of_entropy_coded_data(bytes: &[u8], mut at: usize) -> usize {
+    while at + 1 < bytes.len() {
+        if bytes[at] == 0xFF && bytes[at + 1] != 0x00 && !(0xD0..=0xD7).contains(&bytes[at + 1]) {
+            return at;
+        }
+        at += 1;
+    }
+    bytes.len()
 }
 
 fn describe_non_image(bytes: &[u8]) -> String {
@@ -285,6 +322,27 @@ mod tests {
             let problem = decode_bytes(&jpeg[..cut], p, &limits).unwrap_err();
             assert!(!problem.to_string().contains('\n'), "{problem:?}");
         }
+    }
+
+    #[test]
+    fn a_jpeg_with_bytes_after_its_end_is_whole_and_one_cut_short_is_truncated() {
+        let limits = DecodeLimits::default();
+        let p = Path::new("x.jpg");
+        let mut noisy = image::RgbImage::new(96, 64);
+        for (i, px) in noisy.pixels_mut().enumerate() {
+            *px = image::Rgb([(i * 7) as u8, (i * 13) as u8, (i * 29) as u8]);
+        }
+        let mut jpeg = Vec::new();
+        DynamicImage::ImageRgb8(noisy)
+            .write_to(&mut Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+            .unwrap();
+        // A trailer longer than any fixed window, holding marker-like bytes.
+        let mut trailed = jpeg.clone();
+        trailed.extend((0..100_000u32).map(|i| if i % 97 == 0 { 0xFF } else { (i % 200) as u8 }));
+        assert!(decode_bytes(&trailed, p, &limits).is_ok());
+        // Cut inside the scan: no EOI after it, whatever precedes.
+        let cut = &jpeg[..jpeg.len() * 3 / 4];
+        assert_eq!(decode_bytes(cut, p, &limits).unwrap_err().kind, ProblemKind::Truncated);
     }
 
     #[test]

@@ -98,6 +98,16 @@ pub enum Error {
         /// The existing file.
         path: PathBuf,
     },
+    /// An output path breaks the output rule ([`crate::outputs`]): it is an
+    /// input or lies inside one, holds one, or holds something that is not
+    /// this program's own earlier output. Nothing was written.
+    #[error("{path}: refused as an output: {reason}")]
+    RefusedOutput {
+        /// The output path as given.
+        path: PathBuf,
+        /// Why, and what to do instead.
+        reason: String,
+    },
     /// A split's output folder cannot be used (not empty, another split,
     /// inside the source) or a planned file vanished.
     #[error("{path}: split: {reason}")]

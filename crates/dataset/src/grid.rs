@@ -152,11 +152,25 @@ fn fit_text(text: &str, width: f32) -> String {
     format!("{s}…")
 }
 
-/// Write an RGB image as PNG, atomically, creating parent folders.
+/// Write an RGB image as PNG, atomically, creating parent folders. The PNG
+/// carries a `Software: gemstones` text chunk: the output rule
+/// ([`crate::outputs`]) replaces a PNG only when it has that mark.
 pub fn save_png(img: &RgbImage, path: &Path) -> Result<()> {
+    let encode_err = |e: png::EncodingError| Error::Image {
+        path: path.to_path_buf(),
+        source: image::ImageError::Encoding(image::error::EncodingError::new(
+            image::error::ImageFormatHint::Exact(image::ImageFormat::Png),
+            e,
+        )),
+    };
     let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
-        .map_err(|source| Error::Image { path: path.to_path_buf(), source })?;
+    let mut encoder = png::Encoder::new(&mut bytes, img.width(), img.height());
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.add_text_chunk("Software".into(), crate::outputs::WRITER.into()).map_err(encode_err)?;
+    let mut writer = encoder.write_header().map_err(encode_err)?;
+    writer.write_image_data(img.as_raw()).map_err(encode_err)?;
+    writer.finish().map_err(encode_err)?;
     crate::fsutil::write_atomic(path, &bytes)
 }
 
@@ -186,6 +200,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("g.png");
         g.save_png(&p).unwrap();
-        assert_eq!(image::open(&p).unwrap().width(), sheet.width());
+        assert_eq!(image::open(&p).unwrap().to_rgb8(), sheet);
+        let outputs = crate::outputs::Outputs::default();
+        outputs.file(&p, crate::outputs::FileKind::Png).unwrap();
+        // A PNG from elsewhere (a photograph) is not replaced.
+        sheet.save(&p).unwrap();
+        assert!(outputs.file(&p, crate::outputs::FileKind::Png).is_err());
     }
 }

@@ -58,6 +58,7 @@ mod edges;
 mod error;
 pub mod fsutil;
 mod grid;
+pub mod outputs;
 mod preprocess;
 mod progress;
 mod quality;

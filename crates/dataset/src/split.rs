@@ -13,6 +13,7 @@ use crate::fsutil::{
     copy_no_clobber, finish_interrupted_move, remove_stale_temporaries, rename_no_clobber, same_content,
     write_atomic,
 };
+use crate::outputs::Outputs;
 use crate::scan::ImageFolder;
 use crate::seed::{Stream, derive_seed, seed_for};
 use crate::similar::{PerceptualHash, group_ids, near_duplicate_groups};
@@ -535,11 +536,16 @@ fn describe_settings(cfg: &SplitConfig) -> String {
         TransferMode::Move => "move",
         TransferMode::HardLink => "hard link",
     };
-    let groups = match cfg.near_duplicates {
-        Some(d) => format!("near-duplicates within {d} bits kept together"),
-        None => "photo by photo".to_string(),
+    let groups = match (cfg.near_duplicates, cfg.drop_near_duplicates) {
+        (Some(d), false) => format!("near-duplicates within {d} bits kept together"),
+        (Some(d), true) => format!("near-duplicates within {d} bits dropped"),
+        (None, _) => "photo by photo".to_string(),
     };
-    format!("seed {}, {}, {mode}, {groups}", cfg.seed, ratios.join(" / "))
+    let small = match cfg.small_class {
+        SmallClassPolicy::Error => "small classes refused",
+        SmallClassPolicy::Warn => "small classes allowed",
+    };
+    format!("seed {}, {}, {mode}, {groups}, {small}", cfg.seed, ratios.join(" / "))
 }
 
 /// A re-run into a folder that holds a split record: the same source and
@@ -660,21 +666,10 @@ fn write_record(out: &Path, report: &SplitReport) -> Result<()> {
     write_atomic(&path, &json)
 }
 
-/// `path` made absolute with symlinks resolved, for the part that exists.
+/// `path` as the kernel resolves it (links, `..`), or as given when even
+/// its existing part cannot be resolved.
 fn resolved(path: &Path) -> PathBuf {
-    let mut existing = path;
-    let mut rest = Vec::new();
-    while existing.canonicalize().is_err() {
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_os_string());
-                existing = parent;
-            }
-            _ => break,
-        }
-    }
-    let base = existing.canonicalize().unwrap_or_else(|_| std::path::absolute(existing).unwrap_or_default());
-    rest.iter().rev().fold(base, |p, name| p.join(name))
+    crate::outputs::resolve(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// Equal configurations, ratios compared to round-off (JSON does not
@@ -696,16 +691,9 @@ fn same_folder(a: &Path, b: &Path) -> bool {
 
 /// Refuse an output inside the source (a re-scan would take the split
 /// folders for classes, and a move would chase its own files) or a source
-/// inside the output.
+/// inside the output: the output rule's [`Outputs::check_apart`].
 fn refuse_nested(source: &Path, out: &Path) -> Result<()> {
-    let (s, o) = (resolved(source), resolved(out));
-    if o.starts_with(&s) || s.starts_with(&o) {
-        return Err(Error::SplitOutput {
-            path: out.to_path_buf(),
-            reason: format!("overlaps the source folder {}; choose a folder outside it", source.display()),
-        });
-    }
-    Ok(())
+    Outputs::reading([source])?.check_apart(out, true)
 }
 
 #[cfg(test)]

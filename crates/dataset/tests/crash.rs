@@ -292,12 +292,17 @@ fn a_second_split_into_the_same_folder_is_refused_before_anything_is_written() {
         SplitConfig { seed: 7, ..SplitConfig::default() },
         SplitConfig { ratios: SplitRatios::train_test(0.8).unwrap(), ..SplitConfig::default() },
         SplitConfig { mode: TransferMode::HardLink, ..SplitConfig::default() },
+        SplitConfig { small_class: SmallClassPolicy::Warn, ..SplitConfig::default() },
     ] {
         let err = split_folder(&folder, &out, &cfg).unwrap_err();
         assert!(matches!(err, Error::SplitOutput { .. }), "{err}");
         let message = err.to_string();
         assert!(message.contains("other settings"), "{err}");
         assert!(message.contains("seed 1337, train 0.9 / test 0.1, copy"), "{err}");
+        // The two settings named differ somewhere in what is said.
+        let (recorded, asked) = message.split_once("this run asks for").unwrap();
+        let recorded = recorded.split_once("other settings (").unwrap().1.split_once(')').unwrap().0;
+        assert!(!asked.contains(recorded), "{err}");
         // Read as settings, not as Rust's debug text.
         assert!(!message.contains("Some(") && !message.contains("Copy") && !message.contains("(\""), "{err}");
         assert_eq!(snapshot(&out), before);
@@ -322,7 +327,8 @@ fn a_second_split_into_the_same_folder_is_refused_before_anything_is_written() {
     for (from, to) in [(&src, src.join("split")), (&src, src.clone()), (&src, dir.path().to_path_buf())] {
         let mv = SplitConfig { mode: TransferMode::Move, ..SplitConfig::default() };
         let err = split_folder(&scan(from).unwrap(), &to, &mv).unwrap_err();
-        assert!(err.to_string().contains("overlaps the source"), "{err}");
+        assert!(matches!(err, Error::RefusedOutput { .. }), "{err}");
+        assert!(err.to_string().contains("which this program reads"), "{err}");
     }
     assert_eq!(snapshot(&src).len(), 31);
     scenario.teardown();

@@ -175,6 +175,7 @@ impl<'a> CrossValidation<'a> {
         preprocess: &PreprocessConfig,
         dir: &Path,
     ) -> Result<CrossValReport> {
+        self.check_folds(&set)?;
         let mut scores = Vec::new();
         let mut complete = true;
         for fold in 1..=self.folds {
@@ -196,6 +197,28 @@ impl<'a> CrossValidation<'a> {
         let report = self.summary(&scores, complete, dir);
         report.write()?;
         Ok(report)
+    }
+
+    /// Refuse, before any fold trains, a fold that would hold out no photo
+    /// or train on fewer than two (a batch needs two), naming it.
+    fn check_folds(&self, set: &ImageSet) -> Result<()> {
+        for fold in 1..=self.folds {
+            let (train, held_out) = split_indices(set, &Self::fold_config(&self.cfg, fold, self.folds))?;
+            if held_out.is_empty() || train.len() < 2 {
+                return Err(Error::InvalidConfig {
+                    reason: format!(
+                        "fold {fold} of {} would hold out {} and train on {} of the {} photos: too few photos \
+                         (near-copies count as one) for {} folds; use fewer folds",
+                        self.folds,
+                        held_out.len(),
+                        train.len(),
+                        set.len(),
+                        self.folds
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The fold's score from its `fold.json` when it was made with this
@@ -279,12 +302,22 @@ pub fn score_runs(runs: &[PathBuf], set: &ImageSet, scoring: Scoring, out: &Path
     let Some(first) = runs.first() else {
         return Err(Error::InvalidConfig { reason: "no cross-validation run to score".into() });
     };
+    if let Some(plain) = runs.iter().find(|run| !run.join("crossval.json").exists()) {
+        return Err(Error::InvalidConfig {
+            reason: format!(
+                "{}: not a cross-validation run (no crossval.json): train it with --folds",
+                plain.display()
+            ),
+        });
+    }
     let finished: CrossValReport = read_json(&first.join("crossval.json"))?;
     let mut scores = Vec::new();
     let mut recipe = None;
+    let mut unfinished = Vec::new();
     for fold in 1..=finished.folds {
         let fold_files: Vec<PathBuf> = runs.iter().map(|run| fold_dir(run, fold).join("fold.json")).collect();
-        if fold_files.iter().any(|f| !f.exists()) {
+        unfinished = runs.iter().zip(&fold_files).filter(|(_, f)| !f.exists()).map(|(run, _)| run).collect();
+        if !unfinished.is_empty() {
             break; // a run not finished yet: the folds before are scored
         }
         let records = fold_files.iter().map(|f| read_json::<FoldRecord>(f)).collect::<Result<Vec<_>>>()?;
@@ -315,7 +348,10 @@ pub fn score_runs(runs: &[PathBuf], set: &ImageSet, scoring: Scoring, out: &Path
         recipe.get_or_insert_with(|| (records[0].model.clone(), records[0].train.clone()));
     }
     let Some((model, train)) = recipe else {
-        return Err(Error::InvalidConfig { reason: format!("{} has no folds", first.display()) });
+        let names: Vec<String> = unfinished.iter().map(|run| run.display().to_string()).collect();
+        return Err(Error::InvalidConfig {
+            reason: format!("{} has not finished its first fold: nothing to score yet", names.join(" and ")),
+        });
     };
     let (mean, sd) = mean_and_sd(&scores);
     let report = CrossValReport {

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use gemstones_dataset::fsutil;
+use gemstones_dataset::outputs::{FolderKind, Outputs};
 pub use gemstones_predict::{ExportDescription, InputDescription};
 use serde::{Deserialize, Serialize};
 use tch::{CModule, Kind, Tensor};
@@ -89,10 +90,14 @@ impl Classifier {
     /// give the logits this classifier's probabilities are the softmax of
     /// (without test-time augmentation).
     ///
-    /// A folder that already holds this export is left as it is
-    /// ([`ExportFiles::unchanged`]); one that holds another model's export,
-    /// or a path that is not a folder, is refused
-    /// ([`Error::OutputInUse`]) before anything is written.
+    /// The folder follows the output rule
+    /// ([`gemstones_dataset::outputs`]): it must be new, empty or an
+    /// earlier export, and is marked as an export before anything else is
+    /// written. A folder that already holds this export is left as it is
+    /// ([`ExportFiles::unchanged`]); one that holds another model's
+    /// complete export is refused ([`Error::OutputInUse`]) before anything
+    /// is written; an export interrupted before its `model.json` (written
+    /// last) is finished.
     pub fn export(&self, dir: &Path) -> Result<ExportFiles> {
         if self.members() > 1 {
             return Err(Error::InvalidConfig {
@@ -102,7 +107,9 @@ impl Classifier {
                 ),
             });
         }
-        let info = self.export_info()?;
+        Outputs::default().check_folder(dir, FolderKind::EXPORT)?;
+        let onnx = self.onnx_model()?;
+        let info = self.export_info(&onnx)?;
         let mut files = ExportFiles {
             module: dir.join(EXPORT_MODULE),
             onnx: dir.join(EXPORT_ONNX),
@@ -113,9 +120,11 @@ impl Classifier {
             files.unchanged = true;
             return Ok(files);
         }
+        Outputs::default().claim_folder(dir, FolderKind::EXPORT)?;
         let module = self.traced_module()?;
         fsutil::write_atomic_by(&files.module, |tmp| module.save(tmp).map_err(std::io::Error::other))?;
-        write_atomic(&files.onnx, &self.onnx_model()?)?;
+        write_atomic(&files.onnx, &onnx)?;
+        // Last: an export whose model.json exists is complete.
         write_json(&files.info, &info)?;
         Ok(files)
     }
@@ -170,13 +179,15 @@ impl Classifier {
         Ok(g.finish(&logits, ONNX_OUTPUT, &doc))
     }
 
-    fn export_info(&self) -> Result<ExportInfo> {
+    /// The description of an export whose ONNX file is `onnx`.
+    fn export_info(&self, onnx: &[u8]) -> Result<ExportInfo> {
         let spec = self.spec();
         let side = spec.model.input_size();
         Ok(ExportInfo {
             description: ExportDescription {
                 format: EXPORT_FORMAT,
                 onnx: Some(EXPORT_ONNX.into()),
+                onnx_blake3: Some(blake3::hash(onnx).to_hex().to_string()),
                 classes: spec.classes.clone(),
                 input: InputDescription::rgb_float32(side, side),
                 normalize_inside: spec.normalize,
@@ -206,21 +217,15 @@ impl Classifier {
     }
 }
 
-/// Whether `dir` already holds exactly this export: `Ok(false)` when it
-/// holds no export (it may not exist yet), an error when it is not a
-/// folder or holds another model's export.
+/// Whether `dir` (an export folder by the output rule) already holds
+/// exactly this export: `Ok(false)` when it holds no complete export (none
+/// yet, or one interrupted before its `model.json`, which is written last),
+/// an error when it holds another model's or an older one.
 fn export_present(dir: &Path, files: &ExportFiles, info: &ExportInfo) -> Result<bool> {
-    let in_use =
-        |path: &Path, reason: &str| Error::OutputInUse { path: path.to_path_buf(), reason: reason.into() };
-    if dir.exists() && !dir.is_dir() {
-        return Err(in_use(dir, "is a file, not a folder: export into a folder"));
-    }
-    let (has_module, has_info) = (files.module.exists(), files.info.exists());
-    if !has_module && !has_info && !files.onnx.exists() {
+    if !files.info.exists() {
         return Ok(false);
     }
-    let same = has_module
-        && has_info
+    let same = files.module.exists()
         && files.onnx.exists()
         && std::fs::read(&files.info)
             .ok()
@@ -229,9 +234,10 @@ fn export_present(dir: &Path, files: &ExportFiles, info: &ExportInfo) -> Result<
     if same {
         return Ok(true);
     }
-    Err(in_use(
-        dir,
-        "holds another model's export (model.onnx, model.pt, model.json), or an older or partial one: \
-         export into another folder or remove it",
-    ))
+    Err(Error::OutputInUse {
+        path: dir.to_path_buf(),
+        reason: "holds another model's export (model.onnx, model.pt, model.json), or an older one: export \
+                 into another folder or remove it"
+            .into(),
+    })
 }

@@ -73,6 +73,7 @@ mod metrics;
 mod modeldir;
 mod nets;
 mod onnx;
+mod onnx_proto;
 mod optim;
 mod plots;
 mod pretrained;

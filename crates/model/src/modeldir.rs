@@ -212,7 +212,9 @@ impl ModelDir {
         let mut differs = Vec::new();
         if old.model != *model {
             if old.model.name() == model.name() {
-                differs.push(format!("the {} network has other settings", model.name()));
+                let changes: Vec<String> =
+                    crate::train::json_differences(&old.model, model).into_iter().map(|(_, c)| c).collect();
+                differs.push(format!("the {} network's {}", model.name(), changes.join(", ")));
             } else {
                 differs.push(format!("network {} -> {}", old.model.name(), model.name()));
             }

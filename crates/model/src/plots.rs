@@ -24,14 +24,11 @@ fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Plot { path: path.to_path_buf(), reason: e.to_string() }
 }
 
-/// Encode a drawn RGB canvas as PNG beside `path`, then rename it into
-/// place, so a reader never sees half a picture.
+/// Write a drawn RGB canvas as the workspace's PNG (atomic, marked as ours).
 fn save_png(pixels: Vec<u8>, (w, h): (u32, u32), path: &Path) -> Result<()> {
     let img = image::RgbImage::from_raw(w, h, pixels)
         .ok_or_else(|| plot_err(path, "canvas size does not match its buffer"))?;
-    Ok(gemstones_dataset::fsutil::write_atomic_by(path, |tmp| {
-        img.save_with_format(tmp, image::ImageFormat::Png).map_err(std::io::Error::other)
-    })?)
+    Ok(gemstones_dataset::save_png(&img, path)?)
 }
 
 /// The tutorial's two plots side by side: accuracy and loss per epoch,

@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Uploads above `--max-mb` get 413, empty ones 400, ones that are not a
-//! readable photo 422, each with a message the page shows.
+//! readable photo 422, and more than `--max-in-flight` at once 503, each
+//! with a message the page shows.
 use std::io::Cursor;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -19,13 +20,15 @@ use anyhow::Context;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use clap::Parser;
 use gemstones_predict::{Error, Predictor};
+use tokio::sync::Semaphore;
 
 #[derive(Parser, Debug)]
 #[command(about = "Serve an exported gem classifier as a web page on 127.0.0.1")]
@@ -43,6 +46,11 @@ struct Args {
     /// Largest upload accepted, in megabytes.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=200))]
     max_mb: u32,
+    /// Uploads handled at once; more get 503 ("busy, try again") before
+    /// their body is read, so memory stays under about this many times
+    /// --max-mb plus the model.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    max_in_flight: u32,
 }
 
 struct App {
@@ -64,9 +72,13 @@ async fn main() -> anyhow::Result<()> {
     let page = page(&model_line(&a.model, &predictor), &accuracy, a.max_mb);
     let app = Arc::new(App { predictor, page });
     let limit = a.max_mb as usize * 1024 * 1024;
+    let in_flight = Arc::new(Semaphore::new(a.max_in_flight as usize));
     let router = Router::new()
         .route("/", get(index))
-        .route("/predict", post(predict))
+        .route(
+            "/predict",
+            post(predict).layer(axum::middleware::from_fn_with_state(in_flight, one_of_few_uploads)),
+        )
         .layer(DefaultBodyLimit::max(limit))
         .with_state(app);
     let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, a.port)))
@@ -108,6 +120,22 @@ async fn index(State(app): State<Arc<App>>) -> Html<String> {
 /// A 4xx with `{"error": message}`.
 fn refuse(status: StatusCode, message: String) -> Response {
     (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// Let an upload in only while fewer than `--max-in-flight` are: the
+/// others get 503 at once, before their bodies are read into memory.
+async fn one_of_few_uploads(
+    State(in_flight): State<Arc<Semaphore>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Ok(_permit) = in_flight.try_acquire() else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The page is busy with other photographs: try again in a moment.".into(),
+        );
+    };
+    next.run(request).await
 }
 
 async fn predict(State(app): State<Arc<App>>, body: Bytes) -> Response {

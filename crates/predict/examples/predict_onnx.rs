@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use gemstones_predict::Predictor;
+use gemstones_dataset::fsutil::write_atomic;
+use gemstones_dataset::outputs::{FileKind, Outputs};
+use gemstones_predict::{Predictor, npy_f32};
 
 #[derive(Parser, Debug)]
 #[command(about = "Top-k gem classes of photographs with an exported model (no libtorch)")]
@@ -29,8 +31,9 @@ struct Args {
     /// Print JSON.
     #[arg(long)]
     json: bool,
-    /// Also write the network's inputs of the photographs read, in order:
-    /// N x 3 x H x W float32 little-endian (for another ONNX runtime).
+    /// Also write the network's inputs of the photographs read, in order,
+    /// as a NumPy .npy array: N x 3 x H x W float32 (for another ONNX
+    /// runtime; `numpy.load`). Replaces only an earlier such array.
     #[arg(long)]
     save_inputs: Option<PathBuf>,
     /// Hold less memory (Lite0: a 42 MB peak instead of 55) at the cost of
@@ -58,6 +61,14 @@ fn collect(p: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 fn main() -> anyhow::Result<ExitCode> {
     let a = Args::parse();
+    // The output rule first (exit 2, as the other examples): never a
+    // photograph, never inside the folders read, only over an earlier array.
+    if let Some(path) = &a.save_inputs
+        && let Err(e) = Outputs::reading(&a.inputs)?.file(path, FileKind::NpyF32)
+    {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::from(2));
+    }
     if a.low_memory {
         gemstones_predict::tune_malloc_for_low_memory();
     }
@@ -91,8 +102,9 @@ fn main() -> anyhow::Result<ExitCode> {
     if let Some(path) = &a.save_inputs {
         let prepared: Vec<_> = files.iter().filter_map(|f| model.prepare_file(f).ok()).collect();
         let images: Vec<_> = prepared.iter().map(|p| &p.image).collect();
-        let bytes: Vec<u8> = model.inputs(&images)?.iter().flat_map(|v| v.to_le_bytes()).collect();
-        std::fs::write(path, bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let input = &model.description().input;
+        let shape = [images.len(), 3, input.height as usize, input.width as usize];
+        write_atomic(path, &npy_f32(&shape, &model.inputs(&images)?))?;
     }
     let failed = results.iter().filter(|(_, r)| r.is_err()).count();
     anyhow::ensure!(failed < results.len(), "none of the {failed} inputs could be classified");

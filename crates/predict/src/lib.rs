@@ -23,22 +23,21 @@
 #![deny(missing_docs)]
 
 // The crate README's code blocks compile and run as doc-tests.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "onnx"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use gemstones_augment::{AugmentConfig, AugmentParams, BatchAugmenter, ImageView, Normalize, Output};
-use gemstones_dataset::{CropBox, PreprocessConfig, Preprocessor, Problem};
+use gemstones_augment::Normalize;
+use gemstones_dataset::{CropBox, PreprocessConfig, Problem};
+
+#[cfg(feature = "onnx")]
+mod predictor;
 use image::RgbImage;
+#[cfg(feature = "onnx")]
+pub use predictor::Predictor;
 use serde::{Deserialize, Serialize};
-use tract_onnx::prelude::{
-    Datum, Framework, InferenceFact, InferenceModelExt, IntoRunnable, TValue, Tensor, TypedRunnableModel,
-    tvec,
-};
-use tract_onnx::tract_core::transform::get_transform;
 
 /// What can go wrong.
 #[derive(Debug, thiserror::Error)]
@@ -82,12 +81,8 @@ pub enum Error {
 /// This crate's results.
 pub type Result<T> = std::result::Result<T, Error>;
 
+#[cfg(feature = "onnx")]
 gemstones_dataset::io_context!(Error);
-
-/// tract's error, naming the model file.
-fn onnx_error(path: &Path) -> impl Fn(tract_onnx::prelude::TractError) -> Error + '_ {
-    move |e| Error::Onnx { path: path.to_path_buf(), reason: format!("{e:#}") }
-}
 
 /// The model's input, as `model.json` describes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,6 +129,11 @@ pub struct ExportDescription {
     /// written before it existed.
     #[serde(default)]
     pub onnx: Option<String>,
+    /// BLAKE3 of the ONNX file: [`Predictor::load`] refuses another file
+    /// under its name (another model's, or a damaged copy). Absent from
+    /// exports written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onnx_blake3: Option<String>,
     /// The classes, in the order of the model's outputs.
     pub classes: Vec<String>,
     /// The model's input.
@@ -144,6 +144,60 @@ pub struct ExportDescription {
     /// How training prepared each photograph before resizing it to the
     /// input: the crop to the stone and the side of the cached image.
     pub preprocess: PreprocessConfig,
+}
+
+/// The largest input or preprocessing side an export may describe (the
+/// training flags' limit): a larger one is a damaged or hostile
+/// `model.json`, refused before anything is allocated for it.
+pub const MAX_SIDE: u32 = 4096;
+
+impl ExportDescription {
+    /// Every field checked against what this crate can run, with a reason
+    /// naming the field; returns the ONNX file's name. `Predictor::load`
+    /// refuses a description that fails it.
+    pub fn check(&self) -> std::result::Result<&str, String> {
+        if !FORMATS.contains(&self.format) {
+            return Err(format!("export format {} (this crate reads {FORMATS:?})", self.format));
+        }
+        let Some(onnx) = &self.onnx else {
+            return Err("names no ONNX file: an export made before ONNX; export the model again".into());
+        };
+        if onnx.is_empty() || Path::new(onnx).components().count() != 1 || onnx.starts_with('.') {
+            return Err(format!("onnx {onnx:?}: a file name beside model.json"));
+        }
+        if self.classes.is_empty() {
+            return Err("lists no class".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(name) = self.classes.iter().find(|c| c.trim().is_empty() || !seen.insert(c.as_str())) {
+            return Err(format!("classes: {name:?} is empty or listed twice"));
+        }
+        let input = &self.input;
+        let fed = InputDescription::rgb_float32(input.width, input.height);
+        if (&input.layout, &input.dtype, &input.channels) != (&fed.layout, &fed.dtype, &fed.channels) {
+            return Err(format!(
+                "input {} {} {}: this crate feeds NCHW float32 RGB",
+                input.layout, input.dtype, input.channels
+            ));
+        }
+        if input.range != fed.range {
+            return Err(format!("input range {:?}: this crate feeds [0, 1]", input.range));
+        }
+        for (name, side) in [
+            ("input width", input.width),
+            ("input height", input.height),
+            ("preprocess size", self.preprocess.size),
+        ] {
+            if !(1..=MAX_SIDE).contains(&side) {
+                return Err(format!("{name} {side} is not in 1..={MAX_SIDE}"));
+            }
+        }
+        let n = &self.normalize_inside;
+        if n.mean.iter().chain(&n.std).any(|v| !v.is_finite()) || n.std.iter().any(|s| *s <= 0.0) {
+            return Err(format!("normalize_inside {n:?}: finite means, positive deviations"));
+        }
+        Ok(onnx)
+    }
 }
 
 /// The export format written today ([`ExportDescription::format`]).
@@ -200,142 +254,6 @@ pub struct PreparedPhoto {
     pub crop: Option<CropBox>,
 }
 
-/// A loaded export, ready to predict. Cheap to share between threads
-/// (`&self` everywhere; the plan is reference-counted). The network runs
-/// on the calling thread.
-#[derive(Debug, Clone)]
-pub struct Predictor {
-    description: ExportDescription,
-    plan: Arc<TypedRunnableModel>,
-    to_input: Arc<BatchAugmenter>,
-    onnx_path: PathBuf,
-}
-
-impl Predictor {
-    /// Load an export folder: `model.json` and the ONNX file it names.
-    /// Errors name the missing, unreadable or unsupported file.
-    pub fn load(dir: &Path) -> Result<Self> {
-        let json_path = dir.join("model.json");
-        let bytes =
-            std::fs::read(&json_path).map_err(|source| Error::Io { path: json_path.clone(), source })?;
-        let description: ExportDescription = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::BadDescription { path: json_path.clone(), reason: e.to_string() })?;
-        let bad = |reason: String| Error::BadDescription { path: json_path.clone(), reason };
-        if !FORMATS.contains(&description.format) {
-            return Err(bad(format!("export format {} (this crate reads {FORMATS:?})", description.format)));
-        }
-        let Some(onnx) = &description.onnx else {
-            return Err(bad("names no ONNX file: an export made before ONNX; export the model again".into()));
-        };
-        let input = &description.input;
-        let fed = InputDescription::rgb_float32(input.width, input.height);
-        if (&input.layout, &input.dtype, &input.channels) != (&fed.layout, &fed.dtype, &fed.channels) {
-            return Err(bad(format!(
-                "input {} {} {}: this crate feeds NCHW float32 RGB",
-                input.layout, input.dtype, input.channels
-            )));
-        }
-        let onnx_path = dir.join(onnx);
-        let plan = load_plan(&onnx_path, input)?;
-        let to_input = BatchAugmenter::new(AugmentConfig::identity(), 0, input.width, input.height)?;
-        Ok(Self { description, plan, to_input: Arc::new(to_input), onnx_path })
-    }
-
-    /// What `model.json` says.
-    pub fn description(&self) -> &ExportDescription {
-        &self.description
-    }
-
-    /// The classes, in output order.
-    pub fn classes(&self) -> &[String] {
-        &self.description.classes
-    }
-
-    /// Decode a photograph's bytes (any supported format, by content) and
-    /// prepare it as training did; `name` names it in errors.
-    pub fn prepare_bytes(&self, bytes: &[u8], name: &Path) -> Result<PreparedPhoto> {
-        let mut pp = Preprocessor::new(self.description.preprocess)?;
-        let s = self.description.preprocess.size;
-        let mut image = RgbImage::new(s, s);
-        let crop = pp.process_bytes_into(bytes, name, &mut image)?.map_err(Error::Photo)?;
-        Ok(PreparedPhoto { image, crop })
-    }
-
-    /// Read and prepare one photograph file.
-    pub fn prepare_file(&self, path: &Path) -> Result<PreparedPhoto> {
-        let bytes = std::fs::read(path).at(path)?;
-        self.prepare_bytes(&bytes, path)
-    }
-
-    /// The network's input for prepared photographs: `N x 3 x height x
-    /// width` float32, RGB, pixel / 255 (the model normalises itself), as
-    /// training resized them. Feed it to another ONNX runtime to get the
-    /// same logits.
-    pub fn inputs(&self, photos: &[&RgbImage]) -> Result<Vec<f32>> {
-        let views =
-            photos.iter().map(|p| ImageView::from_rgb(p)).collect::<std::result::Result<Vec<_>, _>>()?;
-        let mut x = vec![0f32; views.len() * self.to_input.image_len()];
-        let params = vec![AugmentParams::identity(); views.len()];
-        let unit = Normalize { mean: [0.0; 3], std: [1.0; 3] };
-        self.to_input.replay(&views, &params, Output::F32Chw(&mut x, &unit))?;
-        Ok(x)
-    }
-
-    /// Softmax probabilities of prepared photographs, one row each. The
-    /// plan is made for one photograph (see `load_plan`), so they go
-    /// through the network one by one.
-    pub fn probabilities(&self, photos: &[&RgbImage]) -> Result<Vec<Vec<f32>>> {
-        photos.iter().map(|photo| self.probabilities_of_one(photo)).collect()
-    }
-
-    /// Softmax probabilities of one prepared photograph.
-    fn probabilities_of_one(&self, photo: &RgbImage) -> Result<Vec<f32>> {
-        let x = self.inputs(&[photo])?;
-        let input = &self.description.input;
-        let shape = [1, 3, input.height as usize, input.width as usize];
-        let fail = onnx_error(&self.onnx_path);
-        let tensor = Tensor::from_shape(&shape, &x).map_err(&fail)?;
-        let outputs = self.plan.run(tvec!(TValue::from(tensor))).map_err(&fail)?;
-        let Some(first) = outputs.first() else {
-            return Err(Error::Onnx {
-                path: self.onnx_path.clone(),
-                reason: "the model has no output".into(),
-            });
-        };
-        let logits = first.to_plain_array_view::<f32>().map_err(&fail)?;
-        Ok(softmax(logits.iter().copied()))
-    }
-
-    /// The `k` most probable classes of a row of probabilities (`k` is
-    /// clamped to 1..=classes).
-    pub fn top_k(&self, probabilities: &[f32], k: usize) -> Vec<Prediction> {
-        Prediction::top_k(probabilities, self.classes(), k)
-    }
-
-    /// Top-`k` classes of one photograph file.
-    pub fn predict_file(&self, path: &Path, k: usize) -> Result<Vec<Prediction>> {
-        let photo = self.prepare_file(path)?;
-        self.predict_prepared(&photo.image, k)
-    }
-
-    /// Top-`k` classes of a photograph's bytes (`name` names it in errors).
-    pub fn predict_bytes(&self, bytes: &[u8], name: &Path, k: usize) -> Result<Vec<Prediction>> {
-        let photo = self.prepare_bytes(bytes, name)?;
-        self.predict_prepared(&photo.image, k)
-    }
-
-    /// Top-`k` classes of a prepared photograph.
-    pub fn predict_prepared(&self, photo: &RgbImage, k: usize) -> Result<Vec<Prediction>> {
-        Ok(self.top_k(&self.probabilities_of_one(photo)?, k))
-    }
-
-    /// Top-`k` classes of many files, each file's own result, in order (as
-    /// `Classifier::predict_files`).
-    pub fn predict_files(&self, paths: &[PathBuf], k: usize) -> Vec<(PathBuf, Result<Vec<Prediction>>)> {
-        paths.iter().map(|path| (path.clone(), self.predict_file(path, k))).collect()
-    }
-}
-
 /// Trade speed for memory: fix glibc's mmap threshold at its default
 /// 128 KB, so every large block goes back to the system when freed.
 ///
@@ -367,36 +285,29 @@ pub fn tune_malloc_for_low_memory() -> bool {
     }
 }
 
-/// The ONNX model, planned for one photograph of the input's size, with
-/// its convolutions channel-last.
-///
-/// Both choices are measured (`scripts/bench-predict.sh`, Lite0 at 224 px,
-/// one thread, network alone): with the batch dimension left symbolic,
-/// tract cannot use its depthwise kernels (they need a concrete shape) and
-/// took 132.7 ms a photo; a batch of one took 28.6 ms, and channel-last
-/// convolutions 21.1 ms. A plan for batches of 32 ran 8.4 photos a second
-/// against 46 for one photo at a time, so there is no batch plan. tract's
-/// own two-thread pool (tract-linalg's `multithread-mm`) took 22.0 to 20.4
-/// ms, too little to be worth a thread pool per predictor.
-fn load_plan(path: &Path, input: &InputDescription) -> Result<Arc<TypedRunnableModel>> {
-    let fail = onnx_error(path);
-    let one_photo =
-        InferenceFact::dt_shape(f32::datum_type(), tvec![1, 3, input.height as usize, input.width as usize]);
-    let mut model = tract_onnx::onnx()
-        .model_for_path(path)
-        .and_then(|m| m.with_input_fact(0, one_photo))
-        .and_then(|m| m.into_typed())
-        .and_then(|m| m.into_decluttered())
-        .map_err(&fail)?;
-    let channel_last = get_transform("conv_nhwc").map_err(&fail)?.ok_or_else(|| Error::Onnx {
-        path: path.to_path_buf(),
-        reason: "this tract has no conv_nhwc transform".into(),
-    })?;
-    model.transform(&*channel_last).map_err(&fail)?;
-    model.into_optimized().and_then(|m| m.into_runnable()).map_err(&fail)
+/// `values` as a NumPy `.npy` file (format 1.0) of little-endian float32
+/// in C order with this `shape`: what `numpy.load` reads, and what the
+/// output rule recognises as an earlier array (its magic and `'<f4'`).
+/// Written by hand: the header is one padded line, not worth a crate.
+pub fn npy_f32(shape: &[usize], values: &[f32]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(ToString::to_string).collect();
+    let trailing = if shape.len() == 1 { "," } else { "" };
+    let mut header =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}{trailing}), }}", dims.join(", "));
+    // Magic (6) + version (2) + length (2) + header + newline: a multiple of 64.
+    let unpadded = 10 + header.len() + 1;
+    header.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
+    header.push('\n');
+    let mut out = Vec::with_capacity(10 + header.len() + 4 * values.len());
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    out
 }
 
 /// Softmax in f64 (no overflow whatever the logits), as f32.
+#[cfg_attr(not(feature = "onnx"), allow(dead_code))]
 fn softmax(logits: impl Iterator<Item = f32> + Clone) -> Vec<f32> {
     let max = logits.clone().fold(f32::NEG_INFINITY, f32::max);
     let exps: Vec<f64> = logits.map(|l| f64::from(l - max).exp()).collect();
@@ -428,30 +339,15 @@ mod tests {
     }
 
     #[test]
-    fn an_input_this_crate_does_not_feed_is_refused_by_name() {
-        let mut description = ExportDescription {
-            format: EXPORT_FORMAT,
-            onnx: Some("model.onnx".into()),
-            classes: vec!["Ruby".into()],
-            input: InputDescription::rgb_float32(224, 224),
-            normalize_inside: Normalize { mean: [0.5; 3], std: [0.5; 3] },
-            preprocess: PreprocessConfig::default(),
-        };
-        description.input.layout = "NHWC".into();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("model.json"), serde_json::to_vec(&description).unwrap()).unwrap();
-        let err = Predictor::load(dir.path()).unwrap_err();
-        assert!(matches!(err, Error::BadDescription { .. }), "{err}");
-        assert!(err.to_string().contains("input NHWC float32 RGB"), "{err}");
-    }
-
-    #[test]
-    fn a_missing_export_names_its_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let err = Predictor::load(dir.path()).unwrap_err();
-        assert!(err.to_string().contains("model.json"), "{err}");
-        std::fs::write(dir.path().join("model.json"), "{\"format\": 7}").unwrap();
-        let err = Predictor::load(dir.path()).unwrap_err();
-        assert!(matches!(err, Error::BadDescription { .. }), "{err}");
+    fn npy_headers_are_aligned_and_read_back() {
+        let bytes = npy_f32(&[2, 3, 1, 1], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert!(bytes.starts_with(b"\x93NUMPY\x01\x00"));
+        let header_len = usize::from(u16::from_le_bytes([bytes[8], bytes[9]]));
+        assert_eq!((10 + header_len) % 64, 0);
+        let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
+        assert!(header.contains("'shape': (2, 3, 1, 1)") && header.ends_with('\n'), "{header}");
+        assert_eq!(&bytes[10 + header_len..10 + header_len + 4], &1f32.to_le_bytes());
+        assert_eq!(bytes.len(), 10 + header_len + 24);
+        assert!(String::from_utf8_lossy(&npy_f32(&[3], &[0.0; 3])).contains("'shape': (3,)"));
     }
 }

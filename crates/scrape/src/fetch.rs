@@ -254,6 +254,14 @@ impl Http {
         }
     }
 
+    /// Whether the robots.txt of `url`'s site lets this client read it;
+    /// a site that cannot be reached is an error here too ("the host
+    /// could not be reached"), as for [`Http::get`]. For page sources that
+    /// fetch without this client (a browser through WebDriver).
+    pub async fn robots_allow_page(&self, url: &Url) -> std::result::Result<(), FetchFailure> {
+        self.robots_allow(url).await
+    }
+
     /// GET with the rate limit, robots.txt, retries and the size cap.
     pub async fn get(&self, url: &Url) -> std::result::Result<Fetched, FetchFailure> {
         if !(self.allowed)(url) {

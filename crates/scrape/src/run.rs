@@ -144,6 +144,14 @@ impl Scraper {
                         url: self.profile.start_url.to_string(),
                         reason: "this profile needs a browser: give a WebDriver URL (e.g. http://localhost:9515 for chromedriver)".into(),
                     })?;
+                    // The start page's site, through this client first:
+                    // its robots.txt is obeyed, and a site that cannot be
+                    // reached is said as for static sites, before a browser
+                    // shows an error page as if it were the site.
+                    let start = &self.profile.start_url;
+                    http.robots_allow_page(start)
+                        .await
+                        .map_err(|e| Error::Fetch { url: start.to_string(), reason: e.to_string() })?;
                     let source = crate::source::WebDriverSource::connect(
                         &url,
                         Duration::from_secs_f64(self.cfg.page_timeout),
@@ -180,8 +188,12 @@ impl Scraper {
         let mut summary = ScrapeSummary { manifest: manifest_path.clone(), ..Default::default() };
         let classes = self.class_list(source, &mut summary).await?;
         let jobs = self.image_jobs(source, &classes, &mut summary).await?;
-        // Only now, with the site reached: a host that cannot be reached
-        // leaves nothing behind.
+        // Only now, with the site reached and something to fetch: a host
+        // that cannot be reached, or a start page with no class, leaves
+        // nothing behind.
+        if jobs.is_empty() && !manifest_path.exists() {
+            return Ok(summary);
+        }
         crate::store::remove_stale_temporaries(out)?;
         let mut manifest = Manifest::open(&manifest_path)?;
         self.download(http, out, &mut manifest, &mut summary, jobs).await?;

@@ -24,7 +24,7 @@ mod state;
 mod validation;
 
 pub use config::{CrossValFold, EarlyStopping, Ema, FineTune, KeptWeights, ProgressiveResize, TrainConfig};
-pub(crate) use resume::differences;
+pub(crate) use resume::{differences, json_differences};
 pub use validation::split_indices;
 
 use crate::checkpoint;

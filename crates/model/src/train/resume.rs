@@ -53,18 +53,42 @@ pub(super) fn check_resumable_with(saved: &TrainConfig, new: &TrainConfig, state
 /// only change speed ([`SETTINGS_FREE_ON_RESUME`]): each as its name and
 /// `name old -> new`.
 pub(crate) fn differences(saved: &TrainConfig, new: &TrainConfig) -> Vec<(String, String)> {
-    let as_map = |c: &TrainConfig| match serde_json::to_value(c) {
-        Ok(serde_json::Value::Object(m)) => m,
-        _ => serde_json::Map::new(),
+    json_differences(saved, new)
+        .into_iter()
+        .filter(|(key, _)| !SETTINGS_FREE_ON_RESUME.contains(&key.split('.').next().unwrap_or_default()))
+        .collect()
+}
+
+/// Every setting (a field, or a field of a field, as `outer.inner`) whose
+/// value differs between two settings of one type, in name order: each as
+/// its name and `name old -> new`, values as JSON writes them.
+pub(crate) fn json_differences<T: serde::Serialize>(saved: &T, new: &T) -> Vec<(String, String)> {
+    fn leaves(prefix: &str, value: &serde_json::Value, out: &mut std::collections::BTreeMap<String, String>) {
+        match value {
+            serde_json::Value::Object(fields) if !fields.is_empty() => {
+                for (key, inner) in fields {
+                    let name = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                    leaves(&name, inner, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_string(), other.to_string());
+            }
+        }
+    }
+    let flat = |c: &T| {
+        let mut out = std::collections::BTreeMap::new();
+        leaves("", &serde_json::to_value(c).unwrap_or_default(), &mut out);
+        out
     };
-    let (old_json, new_json) = (as_map(saved), as_map(new));
-    let keys: std::collections::BTreeSet<&String> = old_json.keys().chain(new_json.keys()).collect();
-    keys.into_iter()
-        .filter(|key| !SETTINGS_FREE_ON_RESUME.contains(&key.as_str()))
-        .filter_map(|key| {
-            let old_value = old_json.get(key).unwrap_or(&serde_json::Value::Null);
-            let new_value = new_json.get(key).unwrap_or(&serde_json::Value::Null);
-            (old_value != new_value).then(|| (key.clone(), format!("{key} {old_value} -> {new_value}")))
+    let (old, new) = (flat(saved), flat(new));
+    let names: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let (was, is) =
+                (old.get(name).map_or("null", String::as_str), new.get(name).map_or("null", String::as_str));
+            (was != is).then(|| (name.clone(), format!("{name} {was} -> {is}")))
         })
         .collect()
 }

@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use gemstones::augment::AugmentConfig;
-use gemstones::dataset::{PreprocessConfig, StopFlag, preprocess_folder, scan};
-use gemstones::model::*;
+use gemstones_augment::AugmentConfig;
+use gemstones_dataset::{PreprocessConfig, StopFlag, preprocess_folder, scan};
+use gemstones_model::*;
 use gemstones_predict::Predictor;
 
 /// Photos to compare on: the generated training photos and, where the real
@@ -33,7 +33,7 @@ fn photos(dir: &Path) -> Vec<PathBuf> {
 
 /// Train `model` two epochs on three generated classes into `dir/model`.
 fn trained(dir: &Path, model: ModelConfig, precision: Precision, size: u32) -> PathBuf {
-    let photos = crate::support::tiny_photos(dir, 3, 8);
+    let photos = gemstones_testkit::tiny_photos(dir, 3, 8);
     let pre = PreprocessConfig { size, ..PreprocessConfig::default() };
     let set = preprocess_folder(&scan(&photos).unwrap(), &pre, &|_| {}, &StopFlag::new()).unwrap().set;
     let cfg = TrainConfig {
