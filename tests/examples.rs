@@ -90,6 +90,33 @@ fn count_into_a_closed_pipe_ends_quietly() {
     assert!(out.status.signal() == Some(libc::SIGPIPE) || out.status.success(), "{:?} {stderr}", out.status);
 }
 
+/// Every program's `--help` opens with what it does: its own about text,
+/// not the doc comment of an argument group it flattens in.
+#[test]
+fn every_help_opens_with_what_the_program_does() {
+    for (name, about) in [
+        ("augment_preview", "Write a PNG of an image and N augmented versions of it"),
+        ("count", "Count folders and files"),
+        ("evaluate", "Evaluate a model directory on a test folder"),
+        ("export", "Write a model directory as ONNX and TorchScript plus a JSON description"),
+        ("fetch_dynamic", "Scrape gem photographs from a JavaScript-rendered site"),
+        ("fetch_static", "Scrape gem photographs from a static catalogue site"),
+        ("predict", "Top-k gem classes of images, as a table or JSON"),
+        ("rename", "Rename files to <class name lower-cased>_<n>"),
+        ("split", "Split class folders into train/val/test folders"),
+        ("train", "Train a gem classifier from a folder of class folders"),
+        ("verify", "Verify images by decoding them"),
+        ("workflow", "The whole gemstones workflow, from photographs to a report"),
+        ("demo_page", "Serve an exported gem classifier as a web page"),
+        ("predict_onnx", "Top-k gem classes of photographs with an exported model (no libtorch)"),
+    ] {
+        let out = run(example(name).arg("--help"));
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        let help = text(&out.stdout);
+        assert!(help.lines().next().is_some_and(|first| first.starts_with(about)), "{name}: {help}");
+    }
+}
+
 #[test]
 fn an_unknown_preset_is_a_usage_error_listing_the_presets() {
     let out = example("train").args(["--photos", "nowhere", "--preset", "lite3"]).output().unwrap();

@@ -6,8 +6,8 @@
 //! torch-sys (a direct dependency, `links = "tch"`) reports the folder it
 //! linked as `DEP_TCH_LIBTORCH_LIB`; cargo does not pass it on to the loader,
 //! and `LD_LIBRARY_PATH` set in `.cargo/config.toml` is replaced by cargo.
-//! The root `gemstones` package and `gemstones-cli` use this same file as
-//! their build script.
+//! The root `gemstones` package (its examples, tests and benches link
+//! libtorch) uses this same file as its build script.
 use std::path::Path;
 
 fn main() {

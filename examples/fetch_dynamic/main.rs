@@ -1,6 +1,8 @@
 //! Scrape a JavaScript-rendered catalogue (rasavgems.com by default)
 //! through a real browser: start `chromedriver --port=9515` (or
 //! geckodriver) and pass its URL.
+#[path = "../shared/mod.rs"]
+mod shared;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -54,7 +56,7 @@ fn main() -> anyhow::Result<ExitCode> {
     };
     cfg.fetch.per_host_rps = a.rps;
     let scraper = Scraper::new(profile, cfg)?;
-    let s = gemstones_cli::scrape_until_ctrl_c(scraper, &a.out)?;
+    let s = shared::scrape_until_ctrl_c(scraper, &a.out)?;
     println!("{}", serde_json::to_string_pretty(&s)?);
-    Ok(gemstones_cli::scrape_exit_code(&s))
+    Ok(shared::scrape_exit_code(&s))
 }

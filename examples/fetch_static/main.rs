@@ -1,5 +1,7 @@
 //! Scrape a static catalogue site (minerals.net by default, or a profile
 //! file) into `out/<Class>/`, with a provenance manifest; resumable.
+#[path = "../shared/mod.rs"]
+mod shared;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -64,7 +66,7 @@ fn main() -> anyhow::Result<ExitCode> {
         cfg.fetch.user_agent = ua;
     }
     let scraper = Scraper::new(profile, cfg)?;
-    let s = gemstones_cli::scrape_until_ctrl_c(scraper, &a.out)?;
+    let s = shared::scrape_until_ctrl_c(scraper, &a.out)?;
     println!("{}", serde_json::to_string_pretty(&s)?);
-    Ok(gemstones_cli::scrape_exit_code(&s))
+    Ok(shared::scrape_exit_code(&s))
 }

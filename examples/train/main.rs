@@ -5,6 +5,8 @@
 //! `--val-fraction 0` is the final fit on every photo (last epoch's
 //! weights); `--folds 5` scores the recipe by 5-fold cross-validation
 //! instead of training one model.
+#[path = "../shared/mod.rs"]
+mod shared;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -18,7 +20,8 @@ use gemstones::model::{
     StopReason, Trainer, evaluate, fold_dir, split_indices,
 };
 use gemstones::presets::{Preset, check_pretrained};
-use gemstones_cli::{exit, init_logging, preset_parser, stop_on_ctrl_c};
+use gemstones_cli::{exit, init_logging, stop_on_ctrl_c};
+use shared::preset_parser;
 
 /// SGD's weight decay when --optimizer sgd comes without --weight-decay:
 /// L2 as torch.optim.SGD's, so the presets' AdamW decay (0.05) would be far
@@ -131,7 +134,7 @@ struct Args {
     dropout: Option<f64>,
     /// Optimizer instead of the preset's: adam, adamw or sgd (Nesterov
     /// momentum 0.9, as `torch.optim.SGD`).
-    #[arg(long, value_parser = gemstones_cli::optimizer_parser())]
+    #[arg(long, value_parser = shared::optimizer_parser())]
     optimizer: Option<OptimizerKind>,
     /// Weight decay of the optimizer (default: the preset's, or 5e-4 with
     /// --optimizer sgd, whose decay is L2 as torch.optim.SGD's; never on

@@ -4,6 +4,8 @@
 //! preview -> train -> evaluate and predict -> `report.html`.
 //!
 //! Run it again with the same `--run-dir` to resume after Ctrl-C.
+#[path = "../shared/mod.rs"]
+mod shared;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -12,7 +14,8 @@ use gemstones::model::Precision;
 use gemstones::presets::Preset;
 use gemstones::scrape::SiteProfile;
 use gemstones::workflow::{PhotoSource, WorkflowConfig, WorkflowError, run};
-use gemstones_cli::{exit, init_logging, preset_parser, stop_on_ctrl_c};
+use gemstones_cli::{exit, init_logging, stop_on_ctrl_c};
+use shared::preset_parser;
 
 #[derive(Parser, Debug)]
 #[command(about = "The whole gemstones workflow, from photographs to a report")]

@@ -1,35 +1,17 @@
 //! # gemstones-cli
 //!
 //! What the example programs share and a library should not impose: exit
-//! codes, logging to stderr, Ctrl-C, SIGPIPE, parsing a preset on the
-//! command line. A dev-dependency of the `gemstones` facade (its examples
-//! are its command-line tools), never published: the library crates take a
-//! [`StopFlag`] and draw progress bars only when asked; this crate is where
-//! a program decides.
+//! codes, logging to stderr, Ctrl-C, SIGPIPE, the parsers of numeric flags.
+//! A dev-dependency of the `gemstones` facade and of `gemstones-predict`
+//! (their examples are the command-line tools), never published. It links
+//! no libtorch and no inference engine, so the libtorch-free predictor's
+//! programs follow the same rules; what only the facade's programs share
+//! (the `--preset` and `--optimizer` parsers, the scrapers' exit) is in
+//! `examples/shared/`. The library crates take a [`StopFlag`] and draw
+//! progress bars only when asked; this crate is where a program decides.
 #![deny(missing_docs)]
 
-use std::path::Path;
-
-use gemstones::model::{OptimizerKind, StopFlag};
-use gemstones::presets::Preset;
-
-/// The clap parser of a `--preset` argument: its possible values listed in
-/// `--help` and in the error for a typo.
-pub fn preset_parser() -> impl clap::builder::TypedValueParser<Value = Preset> {
-    use clap::builder::TypedValueParser;
-    clap::builder::PossibleValuesParser::new(Preset::ALL.map(Preset::name))
-        .try_map(|name| name.parse::<Preset>())
-}
-
-/// The clap parser of an `--optimizer` argument: `adam`, `adamw` or `sgd`.
-pub fn optimizer_parser() -> impl clap::builder::TypedValueParser<Value = OptimizerKind> {
-    use clap::builder::TypedValueParser;
-    clap::builder::PossibleValuesParser::new(["adam", "adamw", "sgd"]).map(|name| match name.as_str() {
-        "adam" => OptimizerKind::Adam,
-        "adamw" => OptimizerKind::AdamW,
-        _ => OptimizerKind::Sgd,
-    })
-}
+use gemstones_dataset::StopFlag;
 
 /// The clap parser of a decimal flag within `min..=max`: `inf`, `NaN`,
 /// and anything outside the range are usage errors (exit 2) whose message
@@ -64,10 +46,11 @@ pub fn side_or_off(min: u32, max: u32) -> impl clap::builder::TypedValueParser<V
 }
 
 /// The `--input-size` flag of the examples that predict (`evaluate`,
-/// `predict`, `export`): the side of [`Scoring::input_size`].
-///
-/// [`Scoring::input_size`]: gemstones::model::Scoring::input_size
+/// `predict`, `export`): the side of `gemstones_model::Scoring::input_size`.
+// No about text of its own: flattened into a program, this doc comment
+// would replace the program's.
 #[derive(clap::Args, Debug, Clone, Copy)]
+#[command(about = None, long_about = None)]
 pub struct InputSizeArg {
     /// Predict at this input side rather than the one the network trained
     /// at (a larger side can make up for the random crops' zoom,
@@ -151,31 +134,6 @@ pub fn stop_on_ctrl_c() -> StopFlag {
         f.stop();
     });
     flag
-}
-
-/// How a scrape example exits: 130 when Ctrl-C stopped it, 3 (with a
-/// warning) when it found no class at all, else 0.
-pub fn scrape_exit_code(summary: &gemstones::scrape::ScrapeSummary) -> std::process::ExitCode {
-    if summary.stopped {
-        return std::process::ExitCode::from(exit::INTERRUPTED);
-    }
-    if summary.classes == 0 {
-        eprintln!(
-            "warning: no class found from the start page ({} pages read): check the start URL and the \
-             profile's class selectors",
-            summary.pages
-        );
-    }
-    exit::problems_if(summary.classes == 0)
-}
-
-/// Run a scrape that the first Ctrl-C stops cleanly (downloads in flight
-/// finish, the manifest is complete for them).
-pub fn scrape_until_ctrl_c(
-    scraper: gemstones::scrape::Scraper,
-    out: &Path,
-) -> gemstones::scrape::Result<gemstones::scrape::ScrapeSummary> {
-    scraper.stop_flag(stop_on_ctrl_c()).run_blocking(out)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
+use gemstones_cli::exit;
 use gemstones_dataset::fsutil::write_atomic;
 use gemstones_dataset::outputs::{FileKind, Outputs};
 use gemstones_predict::{Predictor, npy_f32};
@@ -60,14 +61,14 @@ fn collect(p: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 fn main() -> anyhow::Result<ExitCode> {
+    gemstones_cli::exit_quietly_on_closed_pipe();
     let a = Args::parse();
     // The output rule first (exit 2, as the other examples): never a
     // photograph, never inside the folders read, only over an earlier array.
     if let Some(path) = &a.save_inputs
         && let Err(e) = Outputs::reading(&a.inputs)?.file(path, FileKind::NpyF32)
     {
-        eprintln!("error: {e}");
-        return Ok(ExitCode::from(2));
+        return Ok(exit::usage(e));
     }
     if a.low_memory {
         gemstones_predict::tune_malloc_for_low_memory();
@@ -108,5 +109,5 @@ fn main() -> anyhow::Result<ExitCode> {
     }
     let failed = results.iter().filter(|(_, r)| r.is_err()).count();
     anyhow::ensure!(failed < results.len(), "none of the {failed} inputs could be classified");
-    Ok(if failed > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
+    Ok(exit::problems_if(failed > 0))
 }
