@@ -8,13 +8,21 @@
 # prints for each the wall time, the units, the CPU-seconds (the units'
 # durations added up) and the ten most expensive crates.
 #
-#   scripts/build-timings.sh [--test] [REV]
+# With --outside, instead: what a project outside the workspace pays to
+# depend on one crate alone (gemstones-dataset, gemstones-predict,
+# gemstones-model), each a new crate with its own empty target folder and
+# README's `[profile.dev.package."*"] opt-level = 3`, `cargo build` cold;
+# it also says whether tract or libtorch is in each one's tree.
+#
+#   scripts/build-timings.sh [--test | --outside] [REV]
 #
 # Nothing else may run meanwhile (2 cores: any other job lengthens it).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 with_tests=0
+outside=0
 if [ "${1:-}" = "--test" ]; then with_tests=1; shift; fi
+if [ "${1:-}" = "--outside" ]; then outside=1; shift; fi
 rev="${1:-HEAD}"
 libtorch="${LIBTORCH:-$here/.libtorch}"
 [ -f "$libtorch/lib/libtorch_cpu.so" ] || { echo "no libtorch at $libtorch: run make libtorch first" >&2; exit 1; }
@@ -48,6 +56,36 @@ for name, seconds in by_crate.most_common(10):
     print(f"  {name:<28} {seconds:7.1f} s  {100 * seconds / cpu:4.1f} %")
 PY
 }
+
+if [ "$outside" = 1 ]; then
+  for crate in dataset predict model; do
+    dir="$work/outside-$crate"
+    mkdir -p "$dir/src"
+    cat > "$dir/Cargo.toml" <<TOML
+[package]
+name = "outside-$crate"
+version = "0.1.0"
+edition = "2024"
+publish = false
+
+[workspace]
+
+[dependencies]
+gemstones-$crate = { path = "$work/clone/crates/$crate" }
+
+[profile.dev.package."*"]
+opt-level = 3
+TOML
+    echo "use gemstones_$crate as _; fn main() {}" > "$dir/src/main.rs"
+    start=$SECONDS
+    (cd "$dir" && cargo build -q 2> "$work/build.log") || { tail -20 "$work/build.log"; exit 1; }
+    wall=$((SECONDS - start))
+    engines=$(cd "$dir" && cargo tree -e normal --prefix none | grep -oE '^(tract-onnx|torch-sys) ' | sort -u | tr '\n' ' ')
+    units=$(find "$dir/target/debug/deps" -name '*.rlib' | wc -l)
+    echo "gemstones-$crate alone: $((wall / 60)) min $(printf %02d $((wall % 60))) s cold, $units libraries; engines in its tree: ${engines:-none}"
+  done
+  exit 0
+fi
 
 measure "make run's build (cargo build --release --example workflow)" \
   cargo build --release --example workflow --timings
