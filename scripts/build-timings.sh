@@ -80,7 +80,7 @@ TOML
     start=$SECONDS
     (cd "$dir" && cargo build -q 2> "$work/build.log") || { tail -20 "$work/build.log"; exit 1; }
     wall=$((SECONDS - start))
-    engines=$(cd "$dir" && cargo tree -e normal --prefix none | grep -oE '^(tract-onnx|torch-sys) ' | sort -u | tr '\n' ' ')
+    engines=$(cd "$dir" && cargo tree -e normal --prefix none | { grep -oE '^(tract-onnx|torch-sys) ' || true; } | sort -u | tr '\n' ' ')
     units=$(find "$dir/target/debug/deps" -name '*.rlib' | wc -l)
     echo "gemstones-$crate alone: $((wall / 60)) min $(printf %02d $((wall % 60))) s cold, $units libraries; engines in its tree: ${engines:-none}"
   done

@@ -22,6 +22,10 @@ pub struct GuideDoctests;
 #[doc = include_str!("../docs/reliability.md")]
 pub struct ReliabilityDoctests;
 
+#[cfg(doctest)]
+#[doc = include_str!("../docs/library.md")]
+pub struct LibraryDoctests;
+
 pub mod presets;
 pub mod report;
 pub mod workflow;

@@ -377,6 +377,32 @@ fn rename_and_split_killed_at_random_instants_finish_on_rerun() {
     assert!(killed >= 6, "only {killed} of 24 runs were killed before they finished: raise the file count");
 }
 
+/// Ctrl-C during a split says how to finish it and exits 130; the re-run
+/// finishes the same split.
+#[test]
+fn split_stopped_by_ctrl_c_says_so_and_finishes_on_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("photos");
+    many_files(&root, 4, 150);
+    assert!(run(example("rename").arg(&root).arg("--apply")).status.success());
+    let out = dir.path().join("split");
+    let child =
+        example("split").arg(&root).arg(&out).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    // Interrupt once the split is under way (its record exists), or at once.
+    let started = std::time::Instant::now();
+    while !out.join("split.json").exists() && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let stopped = child.wait_with_output().unwrap();
+    assert!(!stopped.status.success(), "the split of 600 files finished before Ctrl-C: raise the file count");
+    assert_eq!(stopped.status.code(), Some(130), "{}", text(&stopped.stderr));
+    assert!(text(&stopped.stderr).contains("run the same command again"), "{}", text(&stopped.stderr));
+    let again = run(example("split").arg(&root).arg(&out));
+    assert!(again.status.success(), "{}", text(&again.stderr));
+}
+
 #[test]
 fn train_exits_130_after_ctrl_c_with_its_checkpoint_saved() {
     let dir = tempfile::tempdir().unwrap();

@@ -29,6 +29,14 @@ fn main() -> anyhow::Result<ExitCode> {
     gemstones_cli::exit_quietly_on_closed_pipe();
     let a = Args::parse();
     let cfg = RenameConfig { compact: a.compact, start: a.start };
+    // --apply stops at the next safe point (the rename is journaled); a dry
+    // run changes nothing and may simply end.
+    let stop = if a.apply {
+        stop_on_ctrl_c()
+    } else {
+        gemstones_cli::exit_on_ctrl_c("stopped: nothing was changed (dry run)");
+        gemstones::dataset::StopFlag::new()
+    };
     // What a rename leaves alone is said the same way with --apply and without.
     let folder = scan(&a.root)?;
     for p in &folder.unusable_names {
@@ -38,7 +46,7 @@ fn main() -> anyhow::Result<ExitCode> {
         println!("{note}");
     }
     if a.apply {
-        let s = match rename_until(&a.root, &cfg, &stop_on_ctrl_c()) {
+        let s = match rename_until(&a.root, &cfg, &stop) {
             Err(Error::Cancelled) => {
                 eprintln!("stopped: the rename is journaled; run again with --apply to finish it");
                 return Ok(ExitCode::from(exit::INTERRUPTED));

@@ -58,6 +58,9 @@ fn main() -> anyhow::Result<()> {
         near_duplicates: (!a.ignore_near_duplicates).then_some(a.near_distance),
         drop_near_duplicates: a.drop_near_duplicates,
     };
+    gemstones_cli::exit_on_ctrl_c(
+        "stopped: the split is recorded in split.json once planned; run the same command again to finish it",
+    );
     let folder = scan(&a.input)?;
     for p in &folder.unusable_names {
         println!("skipped (name not UTF-8; rename it to split it): {}", p.display());
@@ -71,6 +74,9 @@ fn main() -> anyhow::Result<()> {
     }
     for w in &r.warnings {
         println!("warning: {w}");
+    }
+    for u in &r.unreadable {
+        println!("warning: not a readable image, split as it is (`verify` says why): {}", u.display());
     }
     for d in &r.dropped {
         println!("left out (a larger near-duplicate was placed): {}", d.display());

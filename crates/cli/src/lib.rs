@@ -122,6 +122,15 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// For work that is safe to kill at any instant (the journaled split, a
+/// dry run): the first Ctrl-C prints `message` and exits with 130 at once.
+pub fn exit_on_ctrl_c(message: &'static str) {
+    let _ = ctrlc::set_handler(move || {
+        eprintln!("\n{message}");
+        std::process::exit(i32::from(exit::INTERRUPTED));
+    });
+}
+
 /// A stop flag raised by Ctrl-C (the first press; a second one kills).
 pub fn stop_on_ctrl_c() -> StopFlag {
     let flag = StopFlag::new();

@@ -368,6 +368,12 @@ pub struct SplitReport {
     /// ([`SplitConfig::drop_near_duplicates`]), relative to the source.
     #[serde(default)]
     pub dropped: Vec<PathBuf>,
+    /// Files that do not decode as images (known when near-duplicates are
+    /// grouped, the default), relative to the source: split as they are,
+    /// like any file of the folder, and named so a person can look (`verify`
+    /// says why each fails).
+    #[serde(default)]
+    pub unreadable: Vec<PathBuf>,
     /// Whether every file was placed. `split.json` is written with `false`
     /// before the first file is placed (the plan a re-run finishes) and
     /// with `true` at the end.
@@ -467,6 +473,12 @@ fn plan_split(folder: &ImageFolder, out: &Path, cfg: &SplitConfig) -> Result<Spl
         warnings: idx.warnings,
         groups_kept_together: idx.groups_kept_together,
         dropped: dropped_idx.iter().map(|&i| relative(i)).collect(),
+        unreadable: near_groups
+            .iter()
+            .flat_map(|(_, measured)| measured.iter().enumerate())
+            .filter(|(_, (_, pixels))| *pixels == 0)
+            .map(|(i, _)| relative(i))
+            .collect(),
         complete: false,
     })
 }

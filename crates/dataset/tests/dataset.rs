@@ -575,6 +575,7 @@ fn near_duplicates_survive_resizing_reencoding_cropping_and_brightening() {
     };
     let split = split_folder(&scan(root).unwrap(), dir.path().join("split"), &cfg).unwrap();
     assert_eq!(split.groups_kept_together, 1);
+    assert!(split.unreadable.is_empty(), "{:?}", split.unreadable);
     let ruby_sides: Vec<usize> =
         split.files.iter().map(|(_, f)| f.iter().filter(|p| p.starts_with("Ruby")).count()).collect();
     assert_eq!(ruby_sides, [5, 0]);
@@ -590,6 +591,30 @@ fn near_duplicates_survive_resizing_reencoding_cropping_and_brightening() {
     let plain = SplitConfig { near_duplicates: None, ..cfg };
     let split = split_folder(&scan(root).unwrap(), dir.path().join("plain"), &plain).unwrap();
     assert!(split.files.iter().all(|(_, f)| f.iter().any(|p| p.starts_with("Ruby"))), "{:?}", split.files);
+}
+
+/// A file that does not decode is split as it is, like any file of the
+/// folder, and named in the report (the split example prints it).
+#[test]
+fn a_split_names_the_files_that_are_not_readable_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = &dir.path().join("photos");
+    let cfg = SynthConfig { min_size: 40, max_size: 56, ..SynthConfig::default() };
+    for (class, name) in [(0, "Ruby"), (1, "Jade")] {
+        for i in 0..3 {
+            write(
+                root,
+                &format!("{name}/{i}.jpg"),
+                &encode_jpeg(&render_gem(&cfg, class, i).unwrap(), 90).unwrap(),
+            );
+        }
+    }
+    write(root, "Ruby/notes.jpg", b"not a photograph");
+    let split_cfg = SplitConfig { ratios: SplitRatios::train_test(0.5).unwrap(), ..SplitConfig::default() };
+    let split = split_folder(&scan(root).unwrap(), dir.path().join("split"), &split_cfg).unwrap();
+    assert_eq!(split.unreadable, [PathBuf::from("Ruby/notes.jpg")]);
+    let placed: usize = split.files.iter().map(|(_, f)| f.len()).sum();
+    assert_eq!(placed, 7);
 }
 
 /// Each quality flag fires on a generated example made to have that
