@@ -172,6 +172,9 @@ def install(dest: Path, wheel_dir: Path) -> None:
         partial.rename(dest)
     size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
     say(f"installed libtorch {VERSION} (CPU) in {dest} ({size / 1e6:.0f} MB); build with LIBTORCH={dest}")
+    cached = sum(w.stat().st_size for w in wheels)
+    say(f"the downloaded wheels stay in {wheel_dir} ({cached / 1e6:.0f} MB) for a later --force; "
+        f"delete that folder to free the space")
 
 
 if __name__ == "__main__":

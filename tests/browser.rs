@@ -128,7 +128,6 @@ fn the_browser_check_sees_a_broken_page() {
 #[test]
 fn the_demo_page_shows_predicts_top_class_and_names_bad_uploads() {
     use crate::examples::{example, exported_tiny_model, run, text};
-    use std::io::BufRead;
 
     let dir = tempfile::tempdir().unwrap();
     let (model, export) = exported_tiny_model(dir.path());
@@ -139,18 +138,7 @@ fn the_demo_page_shows_predicts_top_class_and_names_bad_uploads() {
         text(&predicted.stdout).split('\t').nth(1).unwrap().split(' ').next().unwrap().to_string();
 
     let Some(driver) = gemstones_testkit::ChromeDriver::start("the demo page's browser test") else { return };
-    let mut server = example("demo_page")
-        .arg("--model")
-        .arg(&export)
-        .args(["--port", "0", "--max-mb", "1"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let server_guard = KillOnDrop(&mut server);
-    let mut line = String::new();
-    std::io::BufReader::new(server_guard.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_string();
-    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+    let (_server, url) = start_demo_page(&export, &["--max-mb", "1"]);
 
     let uploads = dir.path().join("uploads");
     std::fs::create_dir_all(&uploads).unwrap();
@@ -206,9 +194,29 @@ fn the_demo_page_shows_predicts_top_class_and_names_bad_uploads() {
 }
 
 /// Kills the served example when the test ends, passed or not.
-struct KillOnDrop<'a>(&'a mut std::process::Child);
+/// `demo_page` serving `export` on a free loopback port with `options`:
+/// the running server (killed when dropped) and its URL.
+pub(crate) fn start_demo_page(export: &Path, options: &[&str]) -> (DemoPage, String) {
+    use std::io::BufRead;
+    let mut child = crate::examples::example("demo_page")
+        .arg("--model")
+        .arg(export)
+        .args(["--port", "0"])
+        .args(options)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+    (DemoPage(child), url)
+}
 
-impl Drop for KillOnDrop<'_> {
+/// A running `demo_page`, killed when dropped.
+pub(crate) struct DemoPage(std::process::Child);
+
+impl Drop for DemoPage {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();

@@ -222,20 +222,11 @@ fn exports_are_finished_after_an_interruption_and_checked_when_loaded() {
 /// again once the first upload is done.
 #[test]
 fn the_demo_page_turns_away_uploads_beyond_its_limit() {
-    use std::io::{BufRead, Read, Write};
+    use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
     let (_, export) = exported_tiny_model(dir.path());
-    let mut server = example("demo_page")
-        .arg("--model")
-        .arg(&export)
-        .args(["--port", "0", "--max-in-flight", "1"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let address = line.trim().rsplit(' ').next().unwrap().trim_start_matches("http://").trim_end_matches('/');
-    let address = address.to_string();
+    let (_server, url) = crate::browser::start_demo_page(&export, &["--max-in-flight", "1"]);
+    let address = url.trim_start_matches("http://").trim_end_matches('/').to_string();
     let post = |body_sent: &[u8], length: usize| {
         let mut stream = std::net::TcpStream::connect(&address).unwrap();
         stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
@@ -271,6 +262,4 @@ fn the_demo_page_turns_away_uploads_beyond_its_limit() {
     assert!(first.starts_with("HTTP/1.1 422"), "{first}");
     let after = status(&mut post(b"12345678", 8));
     assert!(after.starts_with("HTTP/1.1 422"), "{after}");
-    let _ = server.kill();
-    let _ = server.wait();
 }
