@@ -815,6 +815,7 @@ fn train_final_fit_on_every_photo_predicts_and_folds_cross_validate() {
         .arg(dir.path().join("mixed")));
     assert_eq!(mixed.status.code(), Some(1), "{}", text(&mixed.stderr));
     assert!(text(&mixed.stderr).contains("final: not a cross-validation run"), "{}", text(&mixed.stderr));
+    assert!(!dir.path().join("mixed").exists(), "a refused evaluate wrote into its --out");
     let both = train(&["--folds", "2", "--val-fraction", "0.2"], &dir.path().join("both"));
     assert_eq!(both.status.code(), Some(2), "{}", text(&both.stderr));
 }

@@ -12,7 +12,9 @@ use gemstones::dataset::EmptyClasses;
 use gemstones::dataset::outputs::{FolderKind, Outputs};
 use gemstones::dataset::{DEFAULT_MAX_DISTANCE, DecodeLimits, scan, verify, without_near_copies};
 use gemstones::dataset::{PreprocessConfig, Preprocessed};
-use gemstones::model::{Classifier, Interpretation, ModelDir, Scoring, evaluate, fold_dir, score_runs};
+use gemstones::model::{
+    Classifier, Interpretation, ModelDir, Scoring, check_runs, evaluate, fold_dir, score_runs,
+};
 use gemstones_cli::exit;
 
 #[derive(Parser, Debug)]
@@ -145,6 +147,7 @@ fn prepared(photos: &Path, preprocess: &PreprocessConfig, cache: &Path) -> anyho
 /// `--runs`: the runs' fold networks scored together, fold by fold.
 fn score_runs_together(a: &Args, outputs: &Outputs) -> anyhow::Result<ExitCode> {
     let first = a.runs.first().context("--runs names no run")?;
+    check_runs(&a.runs)?;
     // The runs' preprocessing, from a fold's config.json (no network loaded).
     let preprocess = ModelDir::new(fold_dir(first, 1)).read_spec()?.preprocess;
     outputs.claim_folder(&a.out, FolderKind::EVALUATION)?;

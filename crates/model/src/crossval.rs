@@ -289,6 +289,21 @@ impl<'a> CrossValidation<'a> {
     }
 }
 
+/// Refuse, naming it, a run among `runs` that is not a cross-validation
+/// run (no `crossval.json`): what [`score_runs`] checks first, for a
+/// program to check before it writes anything.
+pub fn check_runs(runs: &[PathBuf]) -> Result<()> {
+    match runs.iter().find(|run| !run.join("crossval.json").exists()) {
+        Some(plain) => Err(Error::InvalidConfig {
+            reason: format!(
+                "{}: not a cross-validation run (no crossval.json): train it with --folds",
+                plain.display()
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Score finished cross-validation runs made on the same folds (the same
 /// photos and seed) together, without training: fold i is scored by the
 /// ensemble of every run's `fold-<i>` network ([`Classifier::ensemble`]),
@@ -302,14 +317,7 @@ pub fn score_runs(runs: &[PathBuf], set: &ImageSet, scoring: Scoring, out: &Path
     let Some(first) = runs.first() else {
         return Err(Error::InvalidConfig { reason: "no cross-validation run to score".into() });
     };
-    if let Some(plain) = runs.iter().find(|run| !run.join("crossval.json").exists()) {
-        return Err(Error::InvalidConfig {
-            reason: format!(
-                "{}: not a cross-validation run (no crossval.json): train it with --folds",
-                plain.display()
-            ),
-        });
-    }
+    check_runs(runs)?;
     let finished: CrossValReport = read_json(&first.join("crossval.json"))?;
     let mut scores = Vec::new();
     let mut recipe = None;

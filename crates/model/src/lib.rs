@@ -85,7 +85,7 @@ mod train;
 pub use tch;
 
 pub use classifier::{Classifier, ENSEMBLE_FILE, EnsembleSpec, Prediction, Scoring};
-pub use crossval::{CrossValReport, CrossValidation, FoldScore, Scores, fold_dir, score_runs};
+pub use crossval::{CrossValReport, CrossValidation, FoldScore, Scores, check_runs, fold_dir, score_runs};
 pub use device::best_device;
 pub use efficientnet::EfficientNetLiteConfig;
 pub use error::{Error, Result};
