@@ -223,7 +223,8 @@ impl Drop for DemoPage {
     }
 }
 
-fn first_photo(photos: &Path) -> std::path::PathBuf {
+/// The first photograph of the first class folder.
+pub(crate) fn first_photo(photos: &Path) -> std::path::PathBuf {
     let class = std::fs::read_dir(photos).unwrap().map(|e| e.unwrap().path()).min().unwrap();
     std::fs::read_dir(class).unwrap().map(|e| e.unwrap().path()).min().unwrap()
 }

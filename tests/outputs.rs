@@ -6,13 +6,8 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use crate::browser::first_photo;
 use crate::examples::{example, exported_tiny_model, run, snapshot, text};
-
-/// The first photograph of the first class folder.
-fn first_photo(photos: &Path) -> PathBuf {
-    let class = std::fs::read_dir(photos).unwrap().map(|e| e.unwrap().path()).min().unwrap();
-    std::fs::read_dir(class).unwrap().map(|e| e.unwrap().path()).min().unwrap()
-}
 
 fn args(parts: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
     parts.iter().map(|p| p.as_ref().to_os_string()).collect()

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{IoContext, Result};
+use crate::error::Result;
 use crate::scan::{ImageFolder, file_name, has_utf8_name, list_dir};
 
 /// Folders and files at one level of a tree, with the levels below.
@@ -30,30 +30,36 @@ pub struct TreeCount {
 /// [`ClassTable`] of the same folder agree. A linked folder that leads
 /// back to a folder above it (a link loop) is counted, not entered.
 pub fn count_tree(root: impl AsRef<Path>) -> Result<TreeCount> {
-    count_below(root.as_ref(), &mut Vec::new())
+    let root = root.as_ref();
+    // A root that is no folder is named by list_dir's error below.
+    count_below(root, folder_id(root).unwrap_or_default(), &mut Vec::new())
 }
 
-/// [`count_tree`] of `dir`, whose enclosing folders (device, inode) are
-/// `above`.
-fn count_below(dir: &Path, above: &mut Vec<(u64, u64)>) -> Result<TreeCount> {
+/// A folder's identity (device, inode), through links; `None` for
+/// anything that is not a folder (or cannot be read as one).
+fn folder_id(path: &Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().filter(|m| m.is_dir()).map(|m| (m.dev(), m.ino()))
+}
+
+/// [`count_tree`] of `dir`, whose identity is `id` and whose enclosing
+/// folders' are `above`.
+fn count_below(dir: &Path, id: (u64, u64), above: &mut Vec<(u64, u64)>) -> Result<TreeCount> {
     let mut node = TreeCount::leaf(dir);
     let listing = list_dir(dir)?;
-    let this = std::fs::metadata(dir).map(|m| (m.dev(), m.ino())).at(dir)?;
-    above.push(this);
+    above.push(id);
     node.left_out = listing.hidden.len();
     for entry in listing.visible {
         if !has_utf8_name(&entry) {
             node.left_out += 1;
-        } else if entry.is_dir() {
+        } else if let Some(id) = folder_id(&entry) {
             node.folders += 1;
-            let id = std::fs::metadata(&entry).map(|m| (m.dev(), m.ino())).ok();
-            if id.is_some_and(|id| above.contains(&id)) {
+            if above.contains(&id) {
                 let mut looped = TreeCount::leaf(&entry);
                 looped.name.push_str(" (a link to a folder above: not entered)");
                 node.children.push(looped);
             } else {
-                node.children.push(count_below(&entry, above)?);
+                node.children.push(count_below(&entry, id, above)?);
             }
         } else {
             node.files += 1;

@@ -60,12 +60,13 @@ impl FileKind {
     /// Whether the file at `path` is this kind of output (judged by its
     /// first [`SNIFF_BYTES`]; a JSON report by all of it).
     fn recognises(self, path: &Path) -> Result<bool> {
-        let mut head = Vec::with_capacity(SNIFF_BYTES);
-        fs::File::open(path).at(path)?.take(SNIFF_BYTES as u64).read_to_end(&mut head).at(path)?;
+        let limit = if self == Self::JsonReport { u64::MAX } else { SNIFF_BYTES as u64 };
+        let mut head = Vec::new();
+        fs::File::open(path).at(path)?.take(limit).read_to_end(&mut head).at(path)?;
         Ok(match self {
             Self::Png => is_gemstones_png(&head),
             Self::Cache => head.starts_with(crate::cache::MAGIC),
-            Self::JsonReport => is_gemstones_json(path)?,
+            Self::JsonReport => is_gemstones_json(&head),
             Self::NpyF32 => head.starts_with(NPY_MAGIC) && String::from_utf8_lossy(&head).contains("'<f4'"),
         })
     }
@@ -199,9 +200,7 @@ impl Outputs {
             ),
         ))
     }
-}
 
-impl Outputs {
     /// Check that the output `path` is no input, lies inside none and, for
     /// an output `folder`, holds none: how output and inputs must stand
     /// apart whatever the output's kind.
@@ -280,14 +279,13 @@ fn is_gemstones_png(head: &[u8]) -> bool {
     }
 }
 
-/// Whether the file is a JSON object whose `"written_by"` names this
+/// Whether `bytes` are a JSON object whose `"written_by"` names this
 /// workspace.
-fn is_gemstones_json(path: &Path) -> Result<bool> {
-    let bytes = fs::read(path).at(path)?;
-    Ok(serde_json::from_slice::<serde_json::Value>(&bytes)
+fn is_gemstones_json(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(bytes)
         .ok()
         .and_then(|v| v.get("written_by").and_then(|w| w.as_str()).map(|w| w.starts_with(WRITER)))
-        .unwrap_or(false))
+        .unwrap_or(false)
 }
 
 #[cfg(test)]

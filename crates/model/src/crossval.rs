@@ -28,7 +28,9 @@ use crate::eval::evaluate;
 use crate::history::EpochStats;
 use crate::modeldir::{read_json, write_atomic, write_json};
 use crate::nets::ModelConfig;
-use crate::train::{CrossValFold, KeptWeights, StopReason, TrainConfig, Trainer, differences, split_indices};
+use crate::train::{
+    CrossValFold, KeptWeights, StopReason, TrainConfig, Trainer, differences, split_indices, split_parts,
+};
 
 /// Top-1, top-5 and macro F1.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -202,16 +204,20 @@ impl<'a> CrossValidation<'a> {
     /// Refuse, before any fold trains, a fold that would hold out no photo
     /// or train on fewer than two (a batch needs two), naming it.
     fn check_folds(&self, set: &ImageSet) -> Result<()> {
+        // One split of the folds serves every fold's check.
+        let (folds, _) = split_parts(set, &Self::fold_config(&self.cfg, 1, self.folds))?;
+        let placed: usize = folds.iter().map(Vec::len).sum();
         for fold in 1..=self.folds {
-            let (train, held_out) = split_indices(set, &Self::fold_config(&self.cfg, fold, self.folds))?;
-            if held_out.is_empty() || train.len() < 2 {
+            let held_out = folds.get(fold - 1).map_or(&[][..], Vec::as_slice);
+            let train_len = placed - held_out.len();
+            if held_out.is_empty() || train_len < 2 {
                 return Err(Error::InvalidConfig {
                     reason: format!(
                         "fold {fold} of {} would hold out {} and train on {} of the {} photos: too few photos \
                          (near-copies count as one) for {} folds; use fewer folds",
                         self.folds,
                         held_out.len(),
-                        train.len(),
+                        train_len,
                         set.len(),
                         self.folds
                     ),

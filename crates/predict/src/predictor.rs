@@ -45,8 +45,11 @@ impl Predictor {
         let onnx = description.check().map_err(bad)?;
         let onnx_path = dir.join(onnx);
         if let Some(recorded) = &description.onnx_blake3 {
-            let onnx_bytes = std::fs::read(&onnx_path).at(&onnx_path)?;
-            if blake3::hash(&onnx_bytes).to_hex().as_str() != recorded {
+            // Streamed: the whole file in memory would raise the
+            // predictor's peak by the network's size.
+            let mut hasher = blake3::Hasher::new();
+            hasher.update_reader(std::fs::File::open(&onnx_path).at(&onnx_path)?).at(&onnx_path)?;
+            if hasher.finalize().to_hex().as_str() != recorded {
                 return Err(Error::BadDescription {
                     path: onnx_path,
                     reason: format!(

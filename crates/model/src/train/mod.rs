@@ -26,6 +26,7 @@ mod validation;
 pub use config::{CrossValFold, EarlyStopping, Ema, FineTune, KeptWeights, ProgressiveResize, TrainConfig};
 pub(crate) use resume::{differences, json_differences};
 pub use validation::split_indices;
+pub(crate) use validation::split_parts;
 
 use crate::checkpoint;
 use crate::error::{Error, Result};

@@ -19,23 +19,29 @@ pub fn split_indices(set: &ImageSet, cfg: &TrainConfig) -> Result<(Vec<usize>, V
     if cfg.cross_val.is_none() && cfg.val_fraction <= 0.0 {
         return Ok(((0..set.len()).collect(), Vec::new()));
     }
-    let labels: Vec<usize> = set.labels().iter().map(|&l| l as usize).collect();
-    let groups = match cfg.near_duplicates {
-        Some(d) => group_ids(set.len(), &near_duplicate_groups(set.hashes(), d)),
-        None => (0..set.len()).collect(),
-    };
-    let (parts, held_out) = match cfg.cross_val {
-        Some(f) => (stratified_group_folds(&labels, &groups, f.folds, cfg.seed)?.splits, f.fold - 1),
-        None => {
-            let ratios = SplitRatios::train_val(1.0 - cfg.val_fraction)?;
-            (stratified_group_split(&labels, &groups, &ratios, cfg.seed, SmallClassPolicy::Warn)?.splits, 1)
-        }
-    };
+    let (parts, held_out) = split_parts(set, cfg)?;
     let val = parts.get(held_out).cloned().unwrap_or_default();
     let mut train: Vec<usize> =
         parts.into_iter().enumerate().filter(|(i, _)| *i != held_out).flat_map(|(_, p)| p).collect();
     train.sort_unstable();
     Ok((train, val))
+}
+
+/// The parts the set is split into (the folds, or training and
+/// validation) and which one `cfg` holds out.
+pub(crate) fn split_parts(set: &ImageSet, cfg: &TrainConfig) -> Result<(Vec<Vec<usize>>, usize)> {
+    let labels: Vec<usize> = set.labels().iter().map(|&l| l as usize).collect();
+    let groups = match cfg.near_duplicates {
+        Some(d) => group_ids(set.len(), &near_duplicate_groups(set.hashes(), d)),
+        None => (0..set.len()).collect(),
+    };
+    Ok(match cfg.cross_val {
+        Some(f) => (stratified_group_folds(&labels, &groups, f.folds, cfg.seed)?.splits, f.fold - 1),
+        None => {
+            let ratios = SplitRatios::train_val(1.0 - cfg.val_fraction)?;
+            (stratified_group_split(&labels, &groups, &ratios, cfg.seed, SmallClassPolicy::Warn)?.splits, 1)
+        }
+    })
 }
 
 pub(super) struct ValSet {
